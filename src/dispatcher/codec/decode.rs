@@ -1,0 +1,1 @@
+//! Response body decoding. (Being written.)

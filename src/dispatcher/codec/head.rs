@@ -1,0 +1,1 @@
+//! Response head parsing and the framing decision. (Being written.)
