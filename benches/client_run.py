@@ -1,0 +1,389 @@
+"""One benchmark measurement in a fresh process.
+
+    python benches/client_run.py --client aiohttp --loop uvloop --workload c64 \
+        --url http://127.0.0.1:8080 --duration 5 [--warmup 1]
+
+prints one JSON line on stdout:
+
+    {"client": ..., "loop": ..., "workload": ..., "requests": N, "bytes": N,
+     "wall": s, "cpu": s, "cpu_user": s, "cpu_sys": s, "errors": N,
+     "first_error": str | null}
+
+`requests`, `bytes` (response body bytes) and the CPU times (getrusage
+RUSAGE_SELF, user + sys, all threads of the process) cover the timed window
+only: the clients run `--warmup` seconds first, then the counters and the
+rusage are snapshotted, and again `--duration` seconds later.
+
+A client whose library cannot be imported prints {"unavailable": reason} and
+exits with status 3. `--versions` prints a JSON object with every client's
+library version (or "unavailable: reason") and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import resource
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+# name -> (path, method, in-flight count, expected response body length)
+WORKLOADS: dict[str, tuple[str, str, int, int]] = {
+    "seq": ("/small", "GET", 1, 13),
+    "c64": ("/small", "GET", 64, 13),
+    "big": ("/1m", "GET", 8, 1 << 20),
+    "post": ("/echo", "POST", 16, 2),
+}
+POST_BODY = b"x" * (64 * 1024)
+
+CLIENT_MODULES = {
+    "undipy-request": "undipy",
+    "undipy-dispatch": "undipy",
+    "aiohttp": "aiohttp",
+    "httpx": "httpx",
+    "aiosonic": "aiosonic",
+    "pyreqwest": "pyreqwest",
+}
+CLIENTS = list(CLIENT_MODULES)
+
+# Give up on a run after this many failed requests (a broken client or server
+# would otherwise spin at full speed for the whole window).
+MAX_ERRORS = 1000
+
+
+class Stats:
+    __slots__ = ("requests", "bytes", "errors", "first_error", "stop")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        self.errors = 0
+        self.first_error: str | None = None
+        self.stop = False
+
+    def error(self, msg: str) -> None:
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = msg
+        if self.errors >= MAX_ERRORS:
+            self.stop = True
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"[:500]
+
+
+# A "client" is an async factory: make(origin, n) -> (request, close), where
+# `await request(path, method, body)` returns (status, body length) with the
+# body fully read, and `await close()` releases everything.
+Request = Callable[[str, str, "bytes | None"], Awaitable[tuple[int, int]]]
+Close = Callable[[], Awaitable[None]]
+
+
+async def make_aiohttp(origin: str, n: int) -> tuple[Request, Close]:
+    import aiohttp
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
+        timeout=aiohttp.ClientTimeout(total=60),
+    )
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        async with session.request(method, origin + path, data=body) as resp:
+            data = await resp.read()
+            return resp.status, len(data)
+
+    return request, session.close
+
+
+async def make_httpx(origin: str, n: int) -> tuple[Request, Close]:
+    import httpx
+
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        timeout=60.0,
+    )
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        # AsyncClient.request reads the whole body before returning.
+        resp = await client.request(method, origin + path, content=body)
+        return resp.status_code, len(resp.content)
+
+    return request, client.aclose
+
+
+async def make_aiosonic(origin: str, n: int) -> tuple[Request, Close]:
+    import aiosonic
+    from aiosonic.connectors import TCPConnector
+    from aiosonic.pools import PoolConfig
+
+    # max_conn_requests defaults to 1000 (a reconnect every 1000 requests);
+    # lift it so every client keeps its connections for the whole run.
+    connector = TCPConnector(pool_configs={":default": PoolConfig(size=n, max_conn_requests=None)})
+    client = aiosonic.HTTPClient(connector=connector)
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        resp = await client.request(origin + path, method=method, data=body)
+        data = await resp.content()
+        return resp.status_code, len(data)
+
+    return request, client.aclose
+
+
+async def make_pyreqwest(origin: str, n: int) -> tuple[Request, Close]:
+    from pyreqwest.client import ClientBuilder
+
+    client = (
+        ClientBuilder()
+        .max_connections(n)  # max in-flight requests (a semaphore)
+        .pool_max_idle_per_host(n)  # keep all n connections alive
+        .build()
+    )
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        builder = client.request(method, origin + path)
+        if body is not None:
+            builder = builder.body_bytes(body)
+        resp = await builder.build().send()
+        data = await resp.bytes()
+        return resp.status, len(data)
+
+    return request, client.close
+
+
+async def make_undipy_request(origin: str, n: int) -> tuple[Request, Close]:
+    import undipy
+
+    pool = undipy.Pool(origin, connections=n)
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        resp = await pool.request(path=path, method=method, body=body)
+        data = await resp.body.bytes()
+        return resp.status_code, len(data)
+
+    return request, pool.close
+
+
+FACTORIES: dict[str, Callable[[str, int], Awaitable[tuple[Request, Close]]]] = {
+    "aiohttp": make_aiohttp,
+    "httpx": make_httpx,
+    "aiosonic": make_aiosonic,
+    "pyreqwest": make_pyreqwest,
+    "undipy-request": make_undipy_request,
+}
+
+
+async def run_tasks(
+    client: str, origin: str, workload: str, stats: Stats, stopped: asyncio.Future[None]
+) -> Close:
+    """Starts N worker tasks, each sending requests back to back until
+    stats.stop; resolves `stopped` when all are done."""
+    path, method, n, expect_len = WORKLOADS[workload]
+    body = POST_BODY if method == "POST" else None
+    request, close = await FACTORIES[client](origin, n)
+
+    async def worker() -> None:
+        while not stats.stop:
+            try:
+                status, length = await request(path, method, body)
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                stats.error(_describe(exc))
+                await asyncio.sleep(0.001)
+                continue
+            if status != 200 or length != expect_len:
+                stats.error(f"unexpected response: status {status}, {length} body bytes")
+                continue
+            stats.requests += 1
+            stats.bytes += length
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(n)]
+
+    def done(_: object) -> None:
+        if all(t.done() for t in tasks) and not stopped.done():
+            stopped.set_result(None)
+
+    for t in tasks:
+        t.add_done_callback(done)
+    return close
+
+
+async def run_dispatch(
+    origin: str, workload: str, stats: Stats, stopped: asyncio.Future[None]
+) -> Close:
+    """N outstanding dispatch() requests; each one's on_complete dispatches
+    the next, until stats.stop."""
+    import undipy
+
+    path, method, n, expect_len = WORKLOADS[workload]
+    body = POST_BODY if method == "POST" else None
+    pool = undipy.Pool(origin, connections=n)
+    outstanding = 0
+
+    class Handler(undipy.DispatchHandler):  # type: ignore[misc]
+        __slots__ = ("status", "received")
+
+        def __init__(self) -> None:
+            self.status = 0
+            self.received = 0
+
+        def on_connect(self, abort: Any, context: Any = None) -> None:
+            pass
+
+        def on_headers(
+            self, status_code: int, headers: Any, resume: Any, status_text: Any = None
+        ) -> bool:
+            self.status = status_code
+            return True
+
+        def on_data(self, chunk: bytes) -> bool:
+            self.received += len(chunk)
+            return True
+
+        def on_complete(self, trailers: Any) -> None:
+            if self.status == 200 and self.received == expect_len:
+                stats.requests += 1
+                stats.bytes += self.received
+            else:
+                stats.error(f"unexpected response: status {self.status}, {self.received} bytes")
+            next_request()
+
+        def on_error(self, err: BaseException) -> None:
+            stats.error(_describe(err))
+            next_request()
+
+    def send() -> None:
+        try:
+            # The return value only says whether the pool wants to be left
+            # alone until "drain"; the request is queued either way and we
+            # never have more than N outstanding.
+            pool.dispatch(Handler(), path=path, method=method, body=body)
+        except Exception as exc:  # noqa: BLE001
+            stats.error(_describe(exc))
+            finish_one()
+
+    def finish_one() -> None:
+        nonlocal outstanding
+        outstanding -= 1
+        if outstanding == 0 and not stopped.done():
+            stopped.set_result(None)
+
+    def next_request() -> None:
+        if stats.stop:
+            finish_one()
+        else:
+            send()
+
+    outstanding = n
+    for _ in range(n):
+        send()
+    return pool.close
+
+
+async def measure(client: str, origin: str, workload: str, warmup: float, duration: float) -> dict:
+    stats = Stats()
+    stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if client == "undipy-dispatch":
+        close = await run_dispatch(origin, workload, stats, stopped)
+    else:
+        close = await run_tasks(client, origin, workload, stats, stopped)
+
+    await asyncio.sleep(warmup)
+    r0, b0, e0 = stats.requests, stats.bytes, stats.errors
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    await asyncio.sleep(duration)
+    t1 = time.perf_counter()
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    r1, b1, e1 = stats.requests, stats.bytes, stats.errors
+
+    stats.stop = True
+    try:
+        await asyncio.wait_for(stopped, timeout=30)
+    finally:
+        await asyncio.wait_for(close(), timeout=30)
+
+    user = ru1.ru_utime - ru0.ru_utime
+    sys_ = ru1.ru_stime - ru0.ru_stime
+    return {
+        "requests": r1 - r0,
+        "bytes": b1 - b0,
+        "wall": t1 - t0,
+        "cpu": user + sys_,
+        "cpu_user": user,
+        "cpu_sys": sys_,
+        "errors": e1 - e0,
+        "errors_total": stats.errors,
+        "first_error": stats.first_error,
+        "maxrss_kib": ru1.ru_maxrss,
+    }
+
+
+def versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in [*CLIENT_MODULES.values(), "uvloop"]:
+        if name in out:
+            continue
+        try:
+            mod = importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001
+            out[name] = f"unavailable: {_describe(exc)}"
+            continue
+        ver = getattr(mod, "__version__", None)
+        if ver is None:
+            try:
+                from importlib.metadata import version
+
+                ver = version(name)
+            except Exception:  # noqa: BLE001
+                ver = "?"
+        out[name] = str(ver)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--client", choices=CLIENTS)
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    ap.add_argument("--workload", choices=list(WORKLOADS))
+    ap.add_argument("--url", help="origin, e.g. http://127.0.0.1:8080")
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--versions", action="store_true", help="print library versions and exit")
+    args = ap.parse_args()
+
+    if args.versions:
+        print(json.dumps(versions()))
+        return 0
+    if not (args.client and args.workload and args.url):
+        ap.error("--client, --workload and --url are required")
+
+    head = {"client": args.client, "loop": args.loop, "workload": args.workload}
+    try:
+        importlib.import_module(CLIENT_MODULES[args.client])
+        if args.client == "undipy-dispatch":
+            import undipy
+
+            for attr in ("Pool", "DispatchHandler"):
+                getattr(undipy, attr)
+        loop_factory = None
+        if args.loop == "uvloop":
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+    except Exception as exc:  # noqa: BLE001
+        print(json.dumps({**head, "unavailable": _describe(exc)}))
+        return 3
+
+    origin = args.url.rstrip("/")
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(measure(args.client, origin, args.workload, args.warmup, args.duration))
+    print(json.dumps({**head, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,732 @@
+"""undipy benchmark harness: undipy vs aiohttp, httpx, aiosonic and pyreqwest
+(and wrk as the load generator's limit) against a private nginx.
+
+    python benches/run.py                      # full run (see benches/README.md)
+    python benches/run.py --quick              # 1 run, 2 s per measurement
+    python benches/run.py --workloads seq,c64 --clients aiohttp,undipy-request \
+        --loops uvloop --runs 5 --markdown results.md
+    python benches/run.py --url http://127.0.0.1:8080   # any server with the same paths
+
+Each (workload, client, loop) measurement runs in a fresh process
+(benches/client_run.py); the tables show the median over --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLIENT_RUN = HERE / "client_run.py"
+
+sys.path.insert(0, str(HERE))
+from client_run import CLIENT_MODULES, CLIENTS, POST_BODY, WORKLOADS  # noqa: E402
+
+LOOPS = ["asyncio", "uvloop"]
+WRK = "wrk"
+PIP_NAMES = {"aiohttp": "aiohttp", "httpx": "httpx", "aiosonic": "aiosonic",
+             "pyreqwest": "pyreqwest", "uvloop": "uvloop"}
+WORKLOAD_TITLES = {
+    "seq": "GET /small (13 B), 1 in flight, 1 connection",
+    "c64": "GET /small (13 B), 64 in flight, 64 connections",
+    "big": "GET /1m (1 MiB, body fully read), 8 in flight, 8 connections",
+    "post": "POST /echo (64 KiB request body, 2 B response), 16 in flight, 16 connections",
+}
+MIB = 1 << 20
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- installing
+
+def find_exe(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (p for d in ("/usr/sbin", "/usr/bin", "/sbin") if os.access(p := f"{d}/{name}", os.X_OK)),
+        None,
+    )
+
+
+def apt_install(packages: list[str]) -> bool:
+    if not packages:
+        return True
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        log(f"  cannot install {packages}: need root and apt-get")
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    log(f"  $ {shlex.join(cmd)}")
+    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+        return True
+    log("  $ apt-get update")
+    subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log(f"  $ {shlex.join(cmd)}")
+    return subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def ensure_system_tools(need_nginx: bool, need_wrk: bool) -> None:
+    want = []
+    if need_nginx and not find_exe("nginx"):
+        want.append("nginx-light")
+    if need_wrk and not find_exe("wrk"):
+        want.append("wrk")
+    if not want:
+        return
+    log(f"installing {', '.join(want)} ...")
+    if not apt_install(want):
+        # One at a time, and the full nginx package if nginx-light is missing.
+        for pkg in want:
+            if not apt_install([pkg]) and pkg == "nginx-light":
+                apt_install(["nginx"])
+
+
+def python_can_import(module: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {module}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def ensure_python_packages(modules: list[str]) -> None:
+    missing = [m for m in modules if m in PIP_NAMES and not python_can_import(m)]
+    if not missing:
+        return
+    names = [PIP_NAMES[m] for m in missing]
+    cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", *names]
+    log(f"installing {', '.join(names)} ...\n  $ {shlex.join(cmd)}")
+    if subprocess.run(cmd).returncode != 0 and len(names) > 1:
+        for name in names:  # one failure must not keep the others out
+            subprocess.run([*cmd[:-len(names)], name])
+
+
+# -------------------------------------------------------------------- nginx
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    server_tokens off;
+    default_type text/plain;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    client_body_temp_path {tmp}/client_body;
+{extra_temp_paths}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+
+        location = /small {{
+            return 200 "Hello, World!";
+        }}
+
+        location = /1m {{
+            sendfile on;
+            default_type application/octet-stream;
+            root {tmp}/www;
+        }}
+
+        # nginx reads and discards the request body before it sends the
+        # answer of `return` (ngx_http_send_response discards the body), so
+        # keep-alive continues after a POST.
+        location = /echo {{
+            client_max_body_size 10m;
+            client_body_buffer_size 1m;
+            return 200 "ok";
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self) -> None:
+        exe = find_exe("nginx")
+        if not exe:
+            raise SystemExit("nginx is not installed and could not be installed (or pass --url)")
+        self.exe = exe
+        self.tmp = Path(tempfile.mkdtemp(prefix="undipy-bench-nginx-"))
+        # The worker runs as `nobody` when we are root: let it read the files.
+        os.chmod(self.tmp, 0o755)
+        (self.tmp / "www").mkdir(mode=0o755)
+        (self.tmp / "www" / "1m").write_bytes(os.urandom(MIB))
+        os.chmod(self.tmp / "www" / "1m", 0o644)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def _config(self, port: int, extra: str) -> str:
+        return NGINX_CONF.format(tmp=self.tmp, port=port, extra_temp_paths=extra)
+
+    def start(self) -> str:
+        conf = self.tmp / "nginx.conf"
+        # Keep nginx's other temp dirs out of /var/lib/nginx, where the module
+        # exists in this build (`nginx -t` refuses unknown directives).
+        extra_lines = []
+        for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
+            line = f"    {mod}_temp_path {self.tmp}/{mod};\n"
+            conf.write_text(self._config(8, "".join(extra_lines) + line))
+            if subprocess.run([self.exe, "-t", "-p", str(self.tmp), "-c", str(conf),
+                               "-e", str(self.tmp / "error.log")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+                extra_lines.append(line)
+        extra = "".join(extra_lines)
+
+        last_err = ""
+        for _ in range(5):
+            port = free_port()
+            conf.write_text(self._config(port, extra))
+            self.proc = subprocess.Popen(
+                [self.exe, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    self.port = port
+                    return f"http://127.0.0.1:{port}"
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+            err_log = self.tmp / "error.log"
+            last_err = err_log.read_text()[-2000:] if err_log.exists() else ""
+        raise SystemExit(f"nginx did not start; error.log:\n{last_err}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown, master + worker
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def version(self) -> str:
+        out = subprocess.run([self.exe, "-v"], capture_output=True, text=True)
+        return (out.stderr or out.stdout).strip().removeprefix("nginx version: ")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------ verifying a server
+
+def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, dict[str, str], bytes]:
+    while b"\r\n\r\n" not in pending:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed before a response head")
+        pending += chunk
+    end = pending.index(b"\r\n\r\n") + 4
+    lines = bytes(pending[:end]).decode("latin-1").split("\r\n")
+    del pending[:end]
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    if "content-length" not in headers:
+        raise RuntimeError(f"response without Content-Length: {lines[0]!r}")
+    length = int(headers["content-length"])
+    while len(pending) < length:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise RuntimeError("connection closed inside a response body")
+        pending += chunk
+    body = bytes(pending[:length])
+    del pending[:length]
+    return status, headers, body
+
+
+def verify_server(origin: str) -> None:
+    """Checks every endpoint on ONE keep-alive connection (so a server that
+    mishandles the POST body, or closes after it, is caught)."""
+    m = re.fullmatch(r"http://([^/:]+|\[[^\]]+\]):(\d+)", origin)
+    if not m:
+        raise SystemExit(f"--url must look like http://127.0.0.1:PORT, got {origin!r}")
+    host, port = m.group(1).strip("[]"), int(m.group(2))
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise SystemExit(f"refusing to benchmark a non-loopback host: {host}")
+    hosthdr = f"{m.group(1)}:{port}"
+    get = lambda p: f"GET {p} HTTP/1.1\r\nHost: {hosthdr}\r\n\r\n".encode()  # noqa: E731
+    post = (f"POST /echo HTTP/1.1\r\nHost: {hosthdr}\r\nContent-Type: application/octet-stream"
+            f"\r\nContent-Length: {len(POST_BODY)}\r\n\r\n").encode() + POST_BODY
+    checks = [
+        ("GET /small", get("/small"), lambda b: b == b"Hello, World!"),
+        ("GET /1m", get("/1m"), lambda b: len(b) == MIB),
+        ("POST /echo", post, lambda b: b == b"ok"),
+        ("POST /echo again", post, lambda b: b == b"ok"),
+        ("GET /small after POSTs", get("/small"), lambda b: b == b"Hello, World!"),
+    ]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        pending = bytearray()
+        for name, req, ok in checks:
+            sock.sendall(req)
+            status, headers, body = _read_response(sock, pending)
+            if status != 200 or not ok(body):
+                raise SystemExit(f"server check failed: {name}: status {status}, {len(body)} body bytes")
+            if headers.get("connection", "").lower() == "close":
+                raise SystemExit(f"server check failed: {name} closed the keep-alive connection")
+        # Pipelined: the server must answer both, in order.
+        sock.sendall(get("/small") + post)
+        r1 = _read_response(sock, pending)
+        r2 = _read_response(sock, pending)
+        if (r1[0], r1[2], r2[0], r2[2]) != (200, b"Hello, World!", 200, b"ok"):
+            raise SystemExit("server check failed: pipelined GET /small + POST /echo")
+
+
+# ------------------------------------------------------------- measurements
+
+@dataclass
+class Result:
+    workload: str
+    client: str
+    loop: str
+    run: int
+    requests: int = 0
+    bytes: int = 0
+    wall: float = 0.0
+    cpu: float | None = None
+    errors: int = 0
+    failed: str | None = None  # why the run produced no numbers
+    first_error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """req/s, or MiB/s for the big workload."""
+        if self.wall <= 0:
+            return 0.0
+        return (self.bytes / MIB if self.workload == "big" else self.requests) / self.wall
+
+    @property
+    def cpu_us_per_req(self) -> float | None:
+        if self.cpu is None or self.requests == 0:
+            return None
+        return self.cpu / self.requests * 1e6
+
+
+def run_client(workload: str, client: str, loop: str, run: int, origin: str,
+               duration: float, warmup: float) -> Result:
+    res = Result(workload, client, loop, run)
+    cmd = [sys.executable, str(CLIENT_RUN), "--client", client, "--loop", loop,
+           "--workload", workload, "--url", origin, "--duration", str(duration),
+           "--warmup", str(warmup)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=warmup + duration + 90)
+    except subprocess.TimeoutExpired:
+        res.failed = "timed out"
+        return res
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")), None)
+    if line is None:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        res.failed = f"exit {proc.returncode}: {tail}"[:300]
+        return res
+    data = json.loads(line)
+    if "unavailable" in data:
+        res.failed = "unavailable: " + data["unavailable"]
+        return res
+    res.requests, res.bytes, res.wall = data["requests"], data["bytes"], data["wall"]
+    res.cpu, res.errors, res.first_error = data["cpu"], data["errors"], data["first_error"]
+    res.extra = {k: data[k] for k in ("cpu_user", "cpu_sys", "maxrss_kib", "errors_total")}
+    if res.requests == 0:
+        res.failed = f"no request completed ({res.first_error})"
+    return res
+
+
+WRK_LUA_POST = """\
+wrk.method = "POST"
+wrk.body = string.rep("x", {size})
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SIZE = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_wrk(out: str) -> tuple[int, float, float, int]:
+    """-> (requests, seconds, bytes read, errors) from wrk's report."""
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h), ([\d.]+)([KMGT]?B) read", out)
+    if not m:
+        raise ValueError(f"cannot parse wrk output:\n{out}")
+    requests = int(m.group(1))
+    secs = float(m.group(2)) * _UNITS[m.group(3)]
+    nbytes = float(m.group(4)) * _SIZE[m.group(5)]
+    errors = 0
+    if e := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(e.group(1))
+    if e := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in e.groups())
+    return requests, secs, nbytes, errors
+
+
+def run_wrk(workload: str, run: int, origin: str, duration: float, warmup: float,
+            lua_dir: Path) -> Result:
+    path, method, n, _ = WORKLOADS[workload]
+    res = Result(workload, "wrk", "-", run)
+    exe = find_exe(WRK)
+    if not exe:
+        res.failed = "unavailable: wrk is not installed"
+        return res
+    cmd = [exe, "-t1", f"-c{n}", "--timeout", "30s"]
+    if method == "POST":
+        lua = lua_dir / "post.lua"
+        lua.write_text(WRK_LUA_POST.format(size=len(POST_BODY)))
+        cmd += ["-s", str(lua)]
+    url = origin + path
+    # wrk takes whole seconds only.
+    if warmup > 0:
+        subprocess.run([*cmd, f"-d{max(1, round(warmup))}s", url], capture_output=True)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([*cmd, f"-d{max(1, round(duration))}s", url],
+                          capture_output=True, text=True, timeout=duration + 120)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        requests, secs, nbytes, errors = parse_wrk(proc.stdout)
+    except ValueError as exc:
+        res.failed = str(exc).splitlines()[0] + (proc.stderr.strip()[:200])
+        return res
+    # wrk's byte count includes response heads: for MiB/s use the body size.
+    res.requests, res.wall, res.errors = requests, secs, errors
+    res.bytes = requests * WORKLOADS[workload][3]
+    res.extra = {"wrk_bytes_read": nbytes}
+    # wrk's own CPU (it was the only child reaped in between), for reference.
+    res.cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    if requests == 0:
+        res.failed = "wrk completed no request"
+    return res
+
+
+# ------------------------------------------------------------------ reports
+
+def fmt_rate(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+
+
+def fmt_ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+@dataclass
+class Row:
+    client: str
+    loop: str
+    rate: float | None
+    cpu_us: float | None
+    spread: float | None
+    errors: int
+    runs_ok: int
+    runs: int
+    note: str = ""
+
+
+def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]) -> list[Row]:
+    rows = []
+    for client, loop in order:
+        rs = [r for r in results if (r.workload, r.client, r.loop) == (workload, client, loop)]
+        if not rs:
+            continue
+        ok = [r for r in rs if r.failed is None]
+        if any(r.failed and r.failed.startswith("unavailable") for r in rs) and not ok:
+            continue  # listed once, above the tables
+        if not ok:
+            rows.append(Row(client, loop, None, None, None, sum(r.errors for r in rs), 0, len(rs),
+                            note=f"failed: {rs[0].failed}"))
+            continue
+        rates = [r.rate for r in ok]
+        cpus = [c for r in ok if (c := r.cpu_us_per_req) is not None]
+        med = statistics.median(rates)
+        spread = (max(rates) - min(rates)) / med * 100 if med and len(rates) > 1 else None
+        first_err = next((r.first_error for r in ok if r.first_error), None)
+        note = f"first error: {first_err}" if first_err and sum(r.errors for r in ok) else ""
+        if len(ok) < len(rs):
+            note = (note + "; " if note else "") + f"{len(rs) - len(ok)} run(s) failed"
+        rows.append(Row(client, loop, med, statistics.median(cpus) if cpus else None, spread,
+                        sum(r.errors for r in rs), len(ok), len(rs), note))
+    return rows
+
+
+def build_tables(results: list[Result], workloads: list[str], order: list[tuple[str, str]],
+                 baseline: str) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    """-> [(title, header, rows, notes)] per workload."""
+    tables = []
+    for wl in workloads:
+        rows = summarize(results, wl, order)
+        base = {r.loop: r for r in rows if r.client == baseline}
+        unit = "MiB/s" if wl == "big" else "req/s"
+        header = ["client", "loop", unit, "CPU µs/req", f"{unit} vs {baseline}",
+                  f"CPU vs {baseline}", "range", "errors"]
+        body, notes = [], []
+        for r in rows:
+            b = base.get(r.loop)
+            is_wrk = r.client == "wrk"
+            cpu = fmt_rate(r.cpu_us) if r.cpu_us is not None else "—"
+            body.append([
+                r.client, r.loop, fmt_rate(r.rate),
+                f"({cpu})" if is_wrk and r.cpu_us is not None else cpu,
+                "n/a" if is_wrk else fmt_ratio(r.rate, b.rate if b else None),
+                "n/a" if is_wrk else fmt_ratio(r.cpu_us, b.cpu_us if b else None),
+                f"±{r.spread / 2:.0f}%" if r.spread is not None else "—",
+                str(r.errors),
+            ])
+            if r.note:
+                notes.append(f"{r.client}/{r.loop}: {r.note}")
+        tables.append((f"{wl}: {WORKLOAD_TITLES[wl]}", header, body, notes))
+    return tables
+
+
+def render_text(tables) -> str:
+    out = []
+    for title, header, rows, notes in tables:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+                  for i, h in enumerate(header)]
+        out.append(f"\n== {title}")
+        out.append("  ".join(h.ljust(w) if i < 2 else h.rjust(w)
+                             for i, (h, w) in enumerate(zip(header, widths))))
+        out.append("  ".join("-" * w for w in widths))
+        for r in rows:
+            out.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(r, widths))))
+        out.extend(f"  note: {n}" for n in notes)
+    return "\n".join(out)
+
+
+def render_markdown(tables) -> str:
+    out = []
+    for title, header, rows, notes in tables:
+        out.append(f"\n### {title}\n")
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
+        out.extend("| " + " | ".join(r) + " |" for r in rows)
+        if notes:
+            out.append("")
+            out.extend(f"- {n}" for n in notes)
+    return "\n".join(out)
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "os": platform.platform(),
+            "python": platform.python_version()}
+
+
+def tool_version(exe: str | None, *args: str) -> str:
+    if not exe:
+        return "not installed"
+    out = subprocess.run([exe, *args], capture_output=True, text=True)
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+# --------------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="undipy benchmark harness",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__)
+    ap.add_argument("--runs", type=int, default=3, help="repeats per measurement (median) [3]")
+    ap.add_argument("--duration", type=float, default=5.0, help="timed seconds per measurement [5]")
+    ap.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before it [1]")
+    ap.add_argument("--quick", action="store_true", help="1 run, 2 s each, 0.5 s warm-up")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help="[%(default)s]")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="[%(default)s]")
+    ap.add_argument("--loops", default=",".join(LOOPS), help="[%(default)s]")
+    ap.add_argument("--baseline", default="undipy-request",
+                    help="client the ratio columns compare to [%(default)s]")
+    ap.add_argument("--no-wrk", action="store_true", help="skip the wrk rows")
+    ap.add_argument("--url", help="benchmark this server (http://127.0.0.1:PORT) instead of nginx")
+    ap.add_argument("--no-install", action="store_true", help="never run apt-get or pip")
+    ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
+    ap.add_argument("--json", metavar="FILE", help="also write every single run as JSON")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 2.0, 0.5
+
+    def split(value: str, allowed: list[str], what: str) -> list[str]:
+        items = [x.strip() for x in value.split(",") if x.strip()]
+        bad = [x for x in items if x not in allowed]
+        if bad:
+            ap.error(f"unknown {what}: {', '.join(bad)} (choose from {', '.join(allowed)})")
+        return items
+
+    args.workloads = split(args.workloads, list(WORKLOADS), "workload")
+    args.clients = split(args.clients, CLIENTS, "client")
+    args.loops = split(args.loops, LOOPS, "loop")
+    if args.runs < 1 or args.duration <= 0 or args.warmup < 0:
+        ap.error("--runs must be >= 1, --duration > 0, --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.timezone.utc)
+    use_wrk = not args.no_wrk
+
+    # 1. Tools and libraries.
+    if not args.no_install:
+        ensure_system_tools(need_nginx=not args.url, need_wrk=use_wrk)
+        mods = [CLIENT_MODULES[c] for c in args.clients] + (["uvloop"] if "uvloop" in args.loops else [])
+        ensure_python_packages(sorted(set(mods)))
+    versions = json.loads(subprocess.run([sys.executable, str(CLIENT_RUN), "--versions"],
+                                         capture_output=True, text=True, check=True).stdout)
+    unavailable = {}
+    for c in args.clients:
+        v = versions.get(CLIENT_MODULES[c], "")
+        if v.startswith("unavailable"):
+            unavailable[c] = v
+    clients = [c for c in args.clients if c not in unavailable]
+    loops = list(args.loops)
+    if "uvloop" in loops and versions.get("uvloop", "").startswith("unavailable"):
+        unavailable["uvloop (loop)"] = versions["uvloop"]
+        loops.remove("uvloop")
+    for name, why in unavailable.items():
+        log(f"{name}: {why}")
+    if use_wrk and not find_exe(WRK):
+        log("wrk: unavailable (not installed)")
+        unavailable["wrk"] = "unavailable: not installed"
+        use_wrk = False
+
+    # 2. Server.
+    nginx = None
+    results: list[Result] = []
+    lua_dir = Path(tempfile.mkdtemp(prefix="undipy-bench-wrk-"))
+    try:
+        if args.url:
+            origin = args.url.rstrip("/")
+            server = f"external: {origin}"
+        else:
+            nginx = Nginx()
+            origin = nginx.start()
+            server = f"nginx {nginx.version()} (1 worker) at {origin}"
+        log(f"server: {server}")
+        verify_server(origin)
+        log("server check: /small, /1m, /echo (twice), pipelined — ok")
+
+        # 3. Measurements, run-major so that drift hits every client alike.
+        plan = []
+        for run in range(1, args.runs + 1):
+            for wl in args.workloads:
+                if use_wrk:
+                    plan.append((run, wl, "wrk", "-"))
+                for loop in loops:
+                    for client in clients:
+                        plan.append((run, wl, client, loop))
+        per = args.warmup + args.duration + 0.7
+        log(f"{len(plan)} measurements, about {len(plan) * per / 60:.1f} min")
+        t_start = time.monotonic()
+        for i, (run, wl, client, loop) in enumerate(plan, 1):
+            if client == "wrk":
+                r = run_wrk(wl, run, origin, args.duration, args.warmup, lua_dir)
+            else:
+                r = run_client(wl, client, loop, run, origin, args.duration, args.warmup)
+            results.append(r)
+            if r.failed:
+                what = f"FAILED {r.failed}"
+            else:
+                cpu = r.cpu_us_per_req
+                what = (f"{fmt_rate(r.rate)} {'MiB/s' if wl == 'big' else 'req/s'}, "
+                        f"{fmt_rate(cpu) if cpu is not None else '—'} µs CPU/req"
+                        + (f", {r.errors} errors" if r.errors else ""))
+            eta = (time.monotonic() - t_start) / i * (len(plan) - i)
+            log(f"[{i}/{len(plan)} eta {eta:.0f}s] run {run} {wl:4} {client:15} {loop:7} {what}")
+    finally:
+        if nginx:
+            nginx.cleanup()
+        shutil.rmtree(lua_dir, ignore_errors=True)
+
+    # 4. Report.
+    order = ([("wrk", "-")] if use_wrk else []) + [(c, lp) for lp in loops for c in clients]
+    tables = build_tables(results, args.workloads, order, args.baseline)
+    settings = (f"{args.runs} run(s) per cell (median shown), {args.duration:g} s timed after "
+                f"{args.warmup:g} s warm-up, each in a fresh process")
+    print(f"\nundipy benchmarks — {settings}; server: {server}")
+    if unavailable:
+        print("unavailable: " + "; ".join(f"{k} ({v.removeprefix('unavailable: ')})"
+                                          for k, v in unavailable.items()))
+    print(render_text(tables))
+    print("\nCPU µs/req: user+sys of the whole client process (all threads) over the timed "
+          "window / requests; wrk's in parentheses (C, one thread, not comparable). "
+          "range: half the max-min spread over runs, in % of the median.")
+
+    if args.markdown or args.json:
+        mi = machine_info()
+        vers = {m: versions.get(m, "?") for m in
+                dict.fromkeys([CLIENT_MODULES[c] for c in args.clients] + ["uvloop"])}
+        cmdline = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    if args.markdown:
+        md = [
+            "# undipy benchmarks", "",
+            f"- command: `{cmdline}`",
+            f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- machine: {mi['nproc']} cores ({mi['cpu']}), {mi['os']}, Python {mi['python']}",
+            f"- server: {server}",
+            f"- wrk: {tool_version(find_exe(WRK), '--version') if use_wrk else 'not used'}",
+            "- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
+            f"- settings: {settings}",
+        ]
+        if unavailable:
+            md.append("- unavailable: " + "; ".join(f"{k} ({v.removeprefix('unavailable: ')})"
+                                                    for k, v in unavailable.items()))
+        md.append(render_markdown(tables))
+        md += ["", "CPU µs/req: user+sys CPU of the whole client process (all threads) during "
+               "the timed window, per request; for wrk (in parentheses) wrk's own CPU, "
+               "not comparable. Ratios compare to "
+               f"{args.baseline} on the same loop (req/s: higher is better; CPU: lower is "
+               "better). range: half the max-min spread of the runs, in % of the median.", ""]
+        Path(args.markdown).write_text("\n".join(md))
+        log(f"wrote {args.markdown}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "command": cmdline, "date": started.isoformat(), "machine": mi, "server": server,
+            "versions": vers, "unavailable": unavailable,
+            "runs": [r.__dict__ for r in results]}, indent=1))
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

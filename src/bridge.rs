@@ -1,0 +1,685 @@
+//! The bridge from the runtime thread to one asyncio loop.
+//!
+//! The runtime pushes plain `Event`s onto `Queue` and writes the loop's
+//! eventfd only when the queue was drained since the last write: one loop
+//! wake-up per batch. The loop reads the fd (`loop.add_reader`) and
+//! `LoopBridge.drain` delivers the whole batch, on the loop thread, to the
+//! targets: user handlers, `request()`'s native handler, dispatchers.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::convert::{header_dict, latin1, raw_list};
+use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink};
+use crate::errors::to_exception;
+use crate::options::RequestExtras;
+
+/// Most events delivered per drain before yielding to the loop.
+const DRAIN_BATCH: usize = 1024;
+
+/// Events waiting for one loop, and its wake-up fd.
+pub struct Queue {
+    events: Mutex<Vec<(u64, Event)>>,
+    armed: AtomicBool,
+    fd: OwnedFd,
+}
+
+impl Sink for Queue {
+    fn push(&self, token: u64, event: Event) {
+        self.events.lock().push((token, event));
+    }
+
+    fn flush(&self) {
+        if !self.armed.swap(true, Ordering::AcqRel) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to an fd we own.
+            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+}
+
+impl Queue {
+    fn new() -> std::io::Result<Queue> {
+        // SAFETY: eventfd returns a new fd or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Queue {
+            events: Mutex::new(Vec::new()),
+            armed: AtomicBool::new(false),
+            // SAFETY: fd is a fresh descriptor nobody else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Takes up to `max` events; re-arms first so no wake-up is lost.
+    fn take(&self, max: usize) -> (Vec<(u64, Event)>, bool) {
+        let mut buf = 0u64;
+        // SAFETY: reads at most 8 bytes into a live u64.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+        self.armed.store(false, Ordering::Release);
+        let mut q = self.events.lock();
+        if q.len() <= max {
+            (std::mem::take(&mut *q), false)
+        } else {
+            let rest = q.split_off(max);
+            (std::mem::replace(&mut *q, rest), true)
+        }
+    }
+}
+
+/// Tokens are sequential: hash them as themselves.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Targets = HashMap<u64, Arc<Target>, BuildHasherDefault<IdHasher>>;
+
+/// Who receives a token's events.
+pub enum Kind {
+    /// A user's `dispatch()` handler object.
+    Handler(Py<PyAny>),
+    /// `request()`'s native handler: resolves `future` with a `ResponseData`.
+    Request {
+        future: Py<PyAny>,
+        extras: RequestExtras,
+    },
+    /// A dispatcher, held weakly: gets `_on_event(name, error)`.
+    Dispatcher(Py<PyAny>),
+}
+
+pub struct Target {
+    pub kind: Kind,
+    pub ctl: Option<Arc<RequestCtl>>,
+    pub st: Mutex<TargetState>,
+}
+
+#[derive(Default)]
+pub struct TargetState {
+    /// `request()`: the response body, once the head arrived.
+    body: Option<Py<PyAny>>,
+    /// A handler returned False: events wait here until `resume()`.
+    paused: bool,
+    backlog: VecDeque<Event>,
+    /// Where a streaming request body comes from, then its puller.
+    source: Option<Py<PyAny>>,
+    pulling_started: bool,
+    abort_reason: Option<Py<PyAny>>,
+}
+
+impl TargetState {
+    pub fn with_source(source: Option<Py<PyAny>>) -> Self {
+        TargetState {
+            source,
+            ..Default::default()
+        }
+    }
+}
+
+struct PyNames {
+    response_data: Py<PyAny>,
+    body: Py<PyAny>,
+    reject_status: Py<PyAny>,
+    start_body: Py<PyAny>,
+}
+
+static NAMES: PyOnceLock<PyNames> = PyOnceLock::new();
+
+fn names(py: Python<'_>) -> PyResult<&'static PyNames> {
+    NAMES.get_or_try_init(py, || {
+        let r = py.import("undipy._response")?;
+        let b = py.import("undipy._request_body")?;
+        Ok(PyNames {
+            response_data: r.getattr("ResponseData")?.unbind(),
+            body: r.getattr("Body")?.unbind(),
+            reject_status: r.getattr("reject_with_status")?.unbind(),
+            start_body: b.getattr("start")?.unbind(),
+        })
+    })
+}
+
+#[pyclass(frozen, module = "undipy._undipy")]
+pub struct LoopBridge {
+    pub queue: Arc<Queue>,
+    targets: Mutex<Targets>,
+    next: AtomicU64,
+    #[pyo3(get)]
+    r#loop: Py<PyAny>,
+}
+
+#[pymethods]
+impl LoopBridge {
+    #[new]
+    fn new(r#loop: Py<PyAny>) -> PyResult<Self> {
+        Ok(LoopBridge {
+            queue: Arc::new(Queue::new()?),
+            targets: Mutex::new(Targets::default()),
+            next: AtomicU64::new(1),
+            r#loop,
+        })
+    }
+
+    /// The fd the loop watches.
+    #[getter]
+    fn fd(&self) -> i32 {
+        self.queue.fd.as_raw_fd()
+    }
+
+    /// Requests and dispatchers still waiting for events.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.targets.lock().len()
+    }
+
+    /// Delivers every queued event (called by the loop when the fd is readable).
+    fn drain(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let me = slf.clone().unbind();
+        let me = &me;
+        let (events, more) = this.queue.take(DRAIN_BATCH);
+        for (token, event) in events {
+            this.deliver(py, me, token, event);
+        }
+        if more {
+            this.queue.flush();
+        }
+        Ok(())
+    }
+
+    /// Delivers events a handler's pause held back (scheduled by `resume()`).
+    fn flush_backlog(slf: &Bound<'_, Self>, token: u64) {
+        let py = slf.py();
+        let me = &slf.clone().unbind();
+        let this = slf.get();
+        let Some(target) = this.target(token) else { return };
+        loop {
+            let ev = {
+                let mut st = target.st.lock();
+                if st.paused {
+                    return;
+                }
+                match st.backlog.pop_front() {
+                    Some(ev) => ev,
+                    None => break,
+                }
+            };
+            this.deliver_to(py, me, token, &target, ev);
+        }
+        if let Some(ctl) = &target.ctl {
+            ctl.set_paused(false);
+        }
+    }
+}
+
+impl LoopBridge {
+    pub fn next_token(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn insert(&self, token: u64, target: Target) {
+        self.targets.lock().insert(token, Arc::new(target));
+    }
+
+    fn target(&self, token: u64) -> Option<Arc<Target>> {
+        self.targets.lock().get(&token).cloned()
+    }
+
+    fn remove(&self, token: u64) {
+        self.targets.lock().remove(&token);
+    }
+
+    pub fn push(&self, token: u64, event: Event) {
+        self.queue.push(token, event);
+        self.queue.flush();
+    }
+
+    fn deliver(&self, py: Python<'_>, me: &Py<LoopBridge>, token: u64, event: Event) {
+        let Some(target) = self.target(token) else { return };
+        if matches!(target.kind, Kind::Handler(_)) {
+            let mut st = target.st.lock();
+            if st.paused || !st.backlog.is_empty() {
+                st.backlog.push_back(event);
+                return;
+            }
+        }
+        self.deliver_to(py, me, token, &target, event);
+    }
+
+    fn deliver_to(&self, py: Python<'_>, me: &Py<LoopBridge>, token: u64, target: &Arc<Target>, event: Event) {
+        let aborted = target.ctl.as_ref().is_some_and(|c| c.is_aborted());
+        if aborted && !matches!(event, Event::Error(_)) {
+            return;
+        }
+        let result = match &target.kind {
+            Kind::Dispatcher(owner) => self.dispatcher_event(py, token, owner, event),
+            Kind::Handler(h) => self.handler_event(py, me, token, target, h.bind(py), event),
+            Kind::Request { future, extras } => {
+                self.request_event(py, me, token, target, future.bind(py), extras, event)
+            }
+        };
+        if let Err(err) = result {
+            // A handler raised: the request ends with that error.
+            self.fail(py, me, token, target, err.into_value(py).into_any().into_bound(py));
+        }
+    }
+
+    /// Ends a request with `exc` (a Python exception), exactly once.
+    fn fail(&self, py: Python<'_>, _me: &Py<LoopBridge>, token: u64, target: &Arc<Target>, exc: Bound<'_, PyAny>) {
+        if self.targets.lock().remove(&token).is_none() {
+            return;
+        }
+        if let Some(ctl) = &target.ctl {
+            ctl.abort();
+        }
+        let r = match &target.kind {
+            Kind::Handler(h) => h.bind(py).call_method1(intern!(py, "on_error"), (exc,)).map(drop),
+            Kind::Request { future, .. } => {
+                let body = target.st.lock().body.take();
+                match body {
+                    Some(b) => b.bind(py).call_method1(intern!(py, "_error"), (exc,)).map(drop),
+                    None => set_exception(py, future.bind(py), exc),
+                }
+            }
+            Kind::Dispatcher(_) => Ok(()),
+        };
+        if let Err(e) = r {
+            e.write_unraisable(py, None);
+        }
+    }
+
+    fn error_value<'py>(&self, py: Python<'py>, target: &Target, e: &Error) -> PyResult<Bound<'py, PyAny>> {
+        if target.ctl.as_ref().is_some_and(|c| c.is_aborted()) {
+            if let Some(r) = target.st.lock().abort_reason.as_ref() {
+                return Ok(r.bind(py).clone());
+            }
+            return to_exception(py, &Error::RequestAborted);
+        }
+        to_exception(py, e)
+    }
+
+    fn handler_event(
+        &self,
+        py: Python<'_>,
+        me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+        h: &Bound<'_, PyAny>,
+        event: Event,
+    ) -> PyResult<()> {
+        match event {
+            Event::Retried => {
+                let control = self.control(py, me, token, target)?;
+                h.call_method1(
+                    intern!(py, "on_connect"),
+                    (control.getattr(intern!(py, "abort"))?, PyDict::new(py)),
+                )?;
+            }
+            Event::Info(head) => {
+                self.on_headers(py, me, token, target, h, &head)?;
+            }
+            Event::Headers(head) => {
+                if self.on_headers(py, me, token, target, h, &head)?.is_false() {
+                    self.pause(target);
+                }
+            }
+            Event::Data(b) => {
+                let r = h.call_method1(intern!(py, "on_data"), (PyBytes::new(py, &b),))?;
+                if r.is(&*pyo3::types::PyBool::new(py, false)) {
+                    self.pause(target);
+                }
+            }
+            Event::Full(head, body, trailers) => {
+                // One event on the wire side; the handler still sees three calls.
+                let mut rest = VecDeque::with_capacity(2);
+                if !body.is_empty() {
+                    rest.push_back(Event::Data(body));
+                }
+                rest.push_back(Event::Complete(trailers));
+                target.st.lock().backlog = rest;
+                if self.on_headers(py, me, token, target, h, &head)?.is_false() {
+                    self.pause(target);
+                    return Ok(());
+                }
+                LoopBridge::flush_backlog(me.bind(py), token);
+            }
+            Event::Complete(trailers) => {
+                self.remove(token);
+                h.call_method1(intern!(py, "on_complete"), (raw_list(py, &trailers)?,))
+                    .map_err(|e| {
+                        e.write_unraisable(py, Some(h));
+                    })
+                    .ok();
+            }
+            Event::Error(e) => {
+                self.remove(token);
+                let exc = self.error_value(py, target, &e)?;
+                if let Err(err) = h.call_method1(intern!(py, "on_error"), (exc,)) {
+                    err.write_unraisable(py, Some(h));
+                }
+            }
+            Event::BodySent(b) => {
+                h.call_method1(intern!(py, "on_body_sent"), (PyBytes::new(py, &b),))?;
+            }
+            Event::BodyPull => self.pull_body(py, me, token, target)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_headers<'py>(
+        &self,
+        py: Python<'py>,
+        me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+        h: &Bound<'py, PyAny>,
+        head: &Head,
+    ) -> PyResult<Truth> {
+        let control = self.control(py, me, token, target)?;
+        let r = h.call_method1(
+            intern!(py, "on_headers"),
+            (
+                head.status,
+                raw_list(py, &head.headers)?,
+                control.getattr(intern!(py, "resume"))?,
+                latin1(py, &head.reason),
+            ),
+        )?;
+        Ok(Truth(r.is(&*pyo3::types::PyBool::new(py, false))))
+    }
+
+    fn pause(&self, target: &Target) {
+        target.st.lock().paused = true;
+        if let Some(ctl) = &target.ctl {
+            ctl.set_paused(true);
+        }
+    }
+
+    fn control<'py>(&self, py: Python<'py>, me: &Py<LoopBridge>, token: u64, target: &Arc<Target>) -> PyResult<Bound<'py, Control>> {
+        let ctl = target.ctl.clone().expect("requests have a ctl");
+        Bound::new(py, Control::new(token, ctl, me.clone_ref(py)))
+    }
+
+    fn request_event(
+        &self,
+        py: Python<'_>,
+        me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+        future: &Bound<'_, PyAny>,
+        extras: &RequestExtras,
+        event: Event,
+    ) -> PyResult<()> {
+        let n = names(py)?;
+        match event {
+            Event::Info(head) => {
+                if let Some(cb) = &extras.on_info {
+                    let info = PyDict::new(py);
+                    info.set_item(intern!(py, "status_code"), head.status)?;
+                    info.set_item(intern!(py, "headers"), header_dict(py, &head.headers)?)?;
+                    cb.bind(py).call1((info,))?;
+                }
+            }
+            Event::Headers(head) => {
+                let control = self.control(py, me, token, target)?;
+                let body = n.body.bind(py).call1((control, py.None(), false))?;
+                target.st.lock().body = Some(body.clone().unbind());
+                self.resolve(py, future, extras, &head, body, PyDict::new(py))?;
+            }
+            Event::Full(head, data, trailers) => {
+                self.remove(token);
+                let body = n.body.bind(py).call1((py.None(), PyBytes::new(py, &data), true))?;
+                let trailers = header_dict(py, &trailers)?;
+                self.resolve(py, future, extras, &head, body, trailers)?;
+            }
+            Event::Data(b) => {
+                let body = target.st.lock().body.as_ref().map(|b| b.clone_ref(py));
+                if let Some(body) = body {
+                    let more = body.bind(py).call_method1(intern!(py, "_push"), (PyBytes::new(py, &b),))?;
+                    if more.is(&*pyo3::types::PyBool::new(py, false)) {
+                        if let Some(ctl) = &target.ctl {
+                            ctl.set_paused(true);
+                        }
+                    }
+                }
+            }
+            Event::Complete(trailers) => {
+                self.remove(token);
+                let body = target.st.lock().body.take();
+                if let Some(body) = body {
+                    body.bind(py).call_method1(intern!(py, "_end"), (header_dict(py, &trailers)?,))?;
+                }
+            }
+            Event::Error(e) => {
+                self.remove(token);
+                let exc = self.error_value(py, target, &e)?;
+                let body = target.st.lock().body.take();
+                match body {
+                    Some(b) => {
+                        b.bind(py).call_method1(intern!(py, "_error"), (exc,))?;
+                    }
+                    None => set_exception(py, future, exc)?,
+                }
+            }
+            Event::BodyPull => self.pull_body(py, me, token, target)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Resolves `request()`'s future with a `ResponseData`.
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        future: &Bound<'_, PyAny>,
+        extras: &RequestExtras,
+        head: &Head,
+        body: Bound<'_, PyAny>,
+        trailers: Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let n = names(py)?;
+        let opaque = extras.opaque.as_ref().map_or_else(|| py.None(), |o| o.clone_ref(py));
+        let rd = n.response_data.bind(py).call1((
+            head.status,
+            header_dict(py, &head.headers)?,
+            body,
+            trailers,
+            opaque,
+            latin1(py, &head.reason),
+        ))?;
+        if extras.throw_on_error && head.status >= 400 {
+            n.reject_status.bind(py).call1((future, rd))?;
+            return Ok(());
+        }
+        if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
+            future.call_method1(intern!(py, "set_result"), (rd,))?;
+        } else {
+            // Nobody waits for it (the caller was cancelled): release the body.
+            rd.getattr(intern!(py, "body"))?.call_method0(intern!(py, "_discard"))?;
+        }
+        Ok(())
+    }
+
+    /// The socket can take another chunk of the request body.
+    fn pull_body(&self, py: Python<'_>, me: &Py<LoopBridge>, token: u64, target: &Arc<Target>) -> PyResult<()> {
+        let (source, started) = {
+            let st = target.st.lock();
+            (st.source.as_ref().map(|s| s.clone_ref(py)), st.pulling_started)
+        };
+        let Some(source) = source else { return Ok(()) };
+        let puller = if started {
+            source.into_bound(py)
+        } else {
+            let control = self.control(py, me, token, target)?;
+            let p = names(py)?.start_body.bind(py).call1((source, control))?;
+            let mut st = target.st.lock();
+            st.source = Some(p.clone().unbind());
+            st.pulling_started = true;
+            p
+        };
+        puller.call_method0(intern!(py, "pull"))?;
+        Ok(())
+    }
+
+    fn dispatcher_event(&self, py: Python<'_>, token: u64, owner: &Py<PyAny>, event: Event) -> PyResult<()> {
+        let Ok(obj) = owner.bind(py).call0() else { return Ok(()) };
+        if obj.is_none() {
+            self.remove(token);
+            return Ok(());
+        }
+        let (name, err) = match &event {
+            Event::Connected => ("connect", None),
+            Event::Disconnected(e) => ("disconnect", Some(e)),
+            Event::ConnectionError(e) => ("connection_error", Some(e)),
+            Event::Drain => ("drain", None),
+            Event::Closed => ("closed", None),
+            _ => return Ok(()),
+        };
+        let err = match err {
+            Some(e) => to_exception(py, e)?.unbind(),
+            None => py.None(),
+        };
+        if let Err(e) = obj.call_method1(intern!(py, "_on_event"), (PyString::new(py, name), err)) {
+            e.write_unraisable(py, Some(&obj));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a handler returned exactly `False`.
+struct Truth(bool);
+
+impl Truth {
+    fn is_false(&self) -> bool {
+        self.0
+    }
+}
+
+fn set_exception(py: Python<'_>, future: &Bound<'_, PyAny>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+    if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        future.call_method1(intern!(py, "set_exception"), (exc,))?;
+    }
+    Ok(())
+}
+
+/// The handle a handler or body gets for one request: `abort`, `resume`,
+/// `pause`, and (for streaming request bodies) `write`/`end`.
+#[pyclass(frozen, module = "undipy._undipy")]
+pub struct Control {
+    token: u64,
+    ctl: Arc<RequestCtl>,
+    bridge: Py<LoopBridge>,
+}
+
+impl Control {
+    pub fn new(token: u64, ctl: Arc<RequestCtl>, bridge: Py<LoopBridge>) -> Control {
+        Control { token, ctl, bridge }
+    }
+}
+
+#[pymethods]
+impl Control {
+    /// Aborts the request: its handler gets `on_error(error)` (default
+    /// `RequestAbortedError`) soon after, and nothing else.
+    #[pyo3(signature = (error=None))]
+    fn abort(&self, error: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        if let Some(e) = &error {
+            if !e.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+                return Err(PyTypeError::new_err("abort() takes an exception"));
+            }
+        }
+        if !self.ctl.abort() {
+            return Ok(());
+        }
+        let b = self.bridge.get();
+        if let Some(t) = b.target(self.token) {
+            t.st.lock().abort_reason = error.map(Bound::unbind);
+        }
+        b.push(self.token, Event::Error(Error::RequestAborted));
+        Ok(())
+    }
+
+    /// Starts reading again after a handler returned False.
+    fn resume(&self, py: Python<'_>) -> PyResult<()> {
+        let b = self.bridge.get();
+        let Some(t) = b.target(self.token) else {
+            self.ctl.set_paused(false);
+            return Ok(());
+        };
+        let has_backlog = {
+            let mut st = t.st.lock();
+            st.paused = false;
+            !st.backlog.is_empty()
+        };
+        if has_backlog {
+            let cb = self.bridge.bind(py).getattr(intern!(py, "flush_backlog"))?;
+            b.r#loop.bind(py).call_method1(intern!(py, "call_soon"), (cb, self.token))?;
+        } else {
+            self.ctl.set_paused(false);
+        }
+        Ok(())
+    }
+
+    /// Stops reading the socket of this request (used by bodies).
+    fn pause(&self) {
+        self.ctl.set_paused(true);
+    }
+
+    /// Resumes reading without touching handler state (used by bodies).
+    fn unpause(&self) {
+        self.ctl.set_paused(false);
+    }
+
+    /// Queues one chunk of a streaming request body.
+    fn write(&self, chunk: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data: Vec<u8> = if let Ok(s) = chunk.cast::<PyString>() {
+            s.to_str()?.as_bytes().to_vec()
+        } else if let Ok(b) = chunk.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else if chunk.is_instance_of::<pyo3::types::PyByteArray>()
+            || chunk.is_instance_of::<pyo3::types::PyMemoryView>()
+        {
+            chunk.py().import("builtins")?.getattr("bytes")?.call1((chunk,))?.extract()?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "request body chunks must be bytes or str, not {}",
+                chunk.get_type().name()?
+            )));
+        };
+        self.ctl.push_chunk(Some(bytes::Bytes::from(data)));
+        Ok(())
+    }
+
+    /// Ends a streaming request body.
+    fn end(&self) {
+        self.ctl.push_chunk(None);
+    }
+
+    #[getter]
+    fn aborted(&self) -> bool {
+        self.ctl.is_aborted()
+    }
+}

@@ -1,0 +1,277 @@
+//! `Core`: the Python handle on one engine `Pool` (a `Client` is a pool of
+//! one connection). The Python `Client` and `Pool` classes wrap it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::bridge::{Control, Kind, LoopBridge, Target, TargetState};
+use crate::dispatcher::{runtime, Config, Error, Event, Origin, Pool, Request, SinkRef};
+use crate::errors::{forget_user_error, to_pyerr, user_error};
+use crate::options::{self, Parsed};
+
+#[pyclass(frozen, module = "undipy._undipy")]
+pub struct Core {
+    pool: Arc<Pool>,
+    pid: u32,
+    /// The dispatcher's Python object, weakly, for dispatcher events.
+    owner: Mutex<Option<Py<PyAny>>>,
+    /// The error given to `destroy`, kept for as long as this dispatcher lives.
+    user_error: Mutex<Option<Error>>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(e) = self.user_error.lock().take() {
+            forget_user_error(&e);
+        }
+    }
+}
+
+fn secs(v: f64) -> Duration {
+    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
+}
+
+#[pymethods]
+impl Core {
+    /// Options arrive validated by the Python layer, in engine units.
+    #[new]
+    #[pyo3(signature = (
+        host, port, host_header, socket_path, connections, pipelining, connect_timeout,
+        headers_timeout, body_timeout, keep_alive_timeout, keep_alive_max_timeout,
+        keep_alive_timeout_threshold, max_header_size, max_response_size,
+        max_requests_per_client, strict_content_length, local_address
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        host_header: String,
+        socket_path: Option<PathBuf>,
+        connections: Option<usize>,
+        pipelining: u32,
+        connect_timeout: f64,
+        headers_timeout: f64,
+        body_timeout: f64,
+        keep_alive_timeout: f64,
+        keep_alive_max_timeout: f64,
+        keep_alive_timeout_threshold: f64,
+        max_header_size: usize,
+        max_response_size: Option<u64>,
+        max_requests_per_client: Option<u64>,
+        strict_content_length: bool,
+        local_address: Option<String>,
+    ) -> PyResult<Self> {
+        let local_address = match local_address {
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| crate::errors::invalid_arg(py, "invalid local_address"))?,
+            ),
+            None => None,
+        };
+        let mut cfg = Config::new(Origin {
+            host,
+            port,
+            host_header: Bytes::from(host_header),
+            socket_path,
+        });
+        cfg.connections = connections;
+        cfg.pipelining = pipelining;
+        cfg.connect_timeout = secs(connect_timeout);
+        cfg.headers_timeout = secs(headers_timeout);
+        cfg.body_timeout = secs(body_timeout);
+        cfg.keep_alive_timeout = secs(keep_alive_timeout);
+        cfg.keep_alive_max_timeout = secs(keep_alive_max_timeout);
+        cfg.keep_alive_timeout_threshold = secs(keep_alive_timeout_threshold);
+        cfg.max_header_size = max_header_size;
+        cfg.max_response_size = max_response_size;
+        cfg.max_requests_per_client = max_requests_per_client;
+        cfg.strict_content_length = strict_content_length;
+        cfg.local_address = local_address;
+        let rt = runtime::handle()?;
+        Ok(Core {
+            pool: Pool::new(cfg, rt),
+            pid: runtime::current_pid(),
+            owner: Mutex::new(None),
+            user_error: Mutex::new(None),
+        })
+    }
+
+    /// Binds dispatcher events to `bridge`'s loop; `owner` is a weakref to
+    /// the Python dispatcher. The first binding wins.
+    fn bind(&self, bridge: &Bound<'_, LoopBridge>, owner: Py<PyAny>) {
+        let b = bridge.get();
+        self.pool.bind_events(|| {
+            let token = b.next_token();
+            b.insert(
+                token,
+                Target {
+                    kind: Kind::Dispatcher(owner.clone_ref(bridge.py())),
+                    ctl: None,
+                    st: Mutex::new(TargetState::default()),
+                },
+            );
+            SinkRef {
+                sink: b.queue.clone(),
+                token,
+            }
+        });
+        *self.owner.lock() = Some(owner);
+    }
+
+    /// undici's `dispatch`: False when busy. The handler's `on_connect` is
+    /// called before this returns.
+    #[pyo3(signature = (bridge, handler, opts=None))]
+    fn dispatch(
+        &self,
+        py: Python<'_>,
+        bridge: &Bound<'_, LoopBridge>,
+        handler: Bound<'_, PyAny>,
+        opts: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        self.check_fork(py)?;
+        let parsed = options::parse(py, opts, false)?;
+        let wants_body_sent = handler.hasattr(pyo3::intern!(py, "on_body_sent"))?;
+        let (req, control, token) =
+            self.build(py, bridge, parsed, Kind::Handler(handler.clone().unbind()))?;
+        let mut req = req;
+        req.wants_body_sent = wants_body_sent;
+        let ctl = req.ctl.clone();
+        let abort = control.getattr(pyo3::intern!(py, "abort"))?;
+        if let Err(e) = handler.call_method1(pyo3::intern!(py, "on_connect"), (abort, PyDict::new(py))) {
+            control.call_method1("abort", (e.into_value(py),))?;
+            return Ok(true);
+        }
+        if ctl.is_aborted() {
+            return Ok(true);
+        }
+        Ok(self.submit(bridge, token, req))
+    }
+
+    /// `request()`'s engine half: `future` gets the `ResponseData`. Returns
+    /// the request's `Control` (for abort on cancellation and signals).
+    #[pyo3(signature = (bridge, future, opts=None))]
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        bridge: &Bound<'py, LoopBridge>,
+        future: Bound<'py, PyAny>,
+        opts: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Control>> {
+        self.check_fork(py)?;
+        let mut parsed = options::parse(py, opts, true)?;
+        let extras = std::mem::take(&mut parsed.extras);
+        let kind = Kind::Request {
+            future: future.unbind(),
+            extras,
+        };
+        let (req, control, token) = self.build(py, bridge, parsed, kind)?;
+        self.submit(bridge, token, req);
+        Ok(control)
+    }
+
+    /// Stops taking requests; the dispatcher gets a "closed" event when done.
+    fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Fails everything now with `error` (an engine error is used when None).
+    #[pyo3(signature = (error=None))]
+    fn destroy(&self, error: Option<Bound<'_, PyAny>>) {
+        let err = match error {
+            Some(e) => {
+                let err = user_error(e.unbind());
+                *self.user_error.lock() = Some(err.clone());
+                err
+            }
+            None => Error::ClientDestroyed,
+        };
+        self.pool.destroy(err);
+    }
+
+    #[getter]
+    fn get_pipelining(&self) -> u32 {
+        self.pool.pipelining()
+    }
+
+    #[setter]
+    fn set_pipelining(&self, n: u32) {
+        self.pool.set_pipelining(n);
+    }
+
+    /// (connected, free, pending, queued, running, size)
+    fn stats(&self) -> (usize, usize, usize, usize, usize, usize) {
+        let s = self.pool.stats();
+        (s.connected, s.free, s.pending, s.queued, s.running, s.size)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    #[getter]
+    fn destroyed(&self) -> bool {
+        self.pool.is_destroyed()
+    }
+}
+
+impl Core {
+    fn check_fork(&self, py: Python<'_>) -> PyResult<()> {
+        if runtime::current_pid() != self.pid {
+            return Err(to_pyerr(
+                py,
+                &Error::ClientDestroyed,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validates and registers a request with `bridge`.
+    fn build<'py>(
+        &self,
+        py: Python<'py>,
+        bridge: &Bound<'py, LoopBridge>,
+        parsed: Parsed,
+        kind: Kind,
+    ) -> PyResult<(Request, Bound<'py, Control>, u64)> {
+        let b = bridge.get();
+        let token = b.next_token();
+        let sink = SinkRef {
+            sink: b.queue.clone(),
+            token,
+        };
+        let req = Request::build(parsed.spec, &self.pool.cfg.origin.host_header, sink)
+            .map_err(|e| to_pyerr(py, &e))?;
+        let control = Bound::new(py, Control::new(token, req.ctl.clone(), bridge.clone().unbind()))?;
+        let st = TargetState::with_source(parsed.source);
+        b.insert(
+            token,
+            Target {
+                kind,
+                ctl: Some(req.ctl.clone()),
+                st: Mutex::new(st),
+            },
+        );
+        Ok((req, control, token))
+    }
+
+    /// Hands the request to the engine; a closed dispatcher fails it
+    /// asynchronously, as undici does.
+    fn submit(&self, bridge: &Bound<'_, LoopBridge>, token: u64, req: Request) -> bool {
+        match self.pool.dispatch(req) {
+            Ok(ok) => ok,
+            Err((e, _req)) => {
+                bridge.get().push(token, Event::Error(e));
+                false
+            }
+        }
+    }
+}
+

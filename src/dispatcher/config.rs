@@ -1,0 +1,58 @@
+//! Per-dispatcher settings, already validated and in engine units.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub host: String,
+    pub port: u16,
+    /// The default `host` header value (`host[:port]`).
+    pub host_header: Bytes,
+    pub socket_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub origin: Origin,
+    /// Most connections to open; `None` means no limit. A `Client` has 1.
+    pub connections: Option<usize>,
+    pub pipelining: u32,
+    /// `Duration::ZERO` disables a timeout.
+    pub connect_timeout: Duration,
+    pub headers_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub keep_alive_max_timeout: Duration,
+    pub keep_alive_timeout_threshold: Duration,
+    pub max_header_size: usize,
+    /// `None`: unlimited.
+    pub max_response_size: Option<u64>,
+    pub max_requests_per_client: Option<u64>,
+    pub strict_content_length: bool,
+    pub local_address: Option<IpAddr>,
+}
+
+impl Config {
+    pub fn new(origin: Origin) -> Self {
+        Config {
+            origin,
+            connections: Some(1),
+            pipelining: 1,
+            connect_timeout: Duration::from_secs(10),
+            headers_timeout: Duration::from_secs(300),
+            body_timeout: Duration::from_secs(300),
+            keep_alive_timeout: Duration::from_secs(4),
+            keep_alive_max_timeout: Duration::from_secs(600),
+            keep_alive_timeout_threshold: Duration::from_secs(2),
+            max_header_size: 16384,
+            max_response_size: None,
+            max_requests_per_client: None,
+            strict_content_length: true,
+            local_address: None,
+        }
+    }
+}

@@ -1,0 +1,658 @@
+//! One connection: writes the requests its scheduler slot hands it, in order,
+//! and matches responses to them first in, first out (HTTP/1.1 pipelining).
+//!
+//! Everything here runs on the runtime thread. A batch of reads is parsed
+//! whole before any consumer is woken, and queued request bytes go out in
+//! one vectored write.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::codec::{encode, parse_head, BodyDecoder, Decoded, Framing, HeadContext, RawHeaders};
+use super::error::Error;
+use super::event::{Dirty, Event, Head};
+use super::io::{connect, Io};
+use super::pool::{fail_all, Pool};
+use super::request::{Body, Request};
+
+/// Bytes asked of the kernel per read.
+const READ_SIZE: usize = 64 * 1024;
+/// Slices handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Connects, then drives the connection until it ends.
+pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
+    let io = match connect(&pool.cfg).await {
+        Ok(io) => io,
+        Err(err) => return connect_failed(&pool, id, err),
+    };
+    pool.emit(&pool.lock(), Event::Connected);
+    let mut conn = Conn {
+        pool,
+        id,
+        notify,
+        io,
+        rbuf: BytesMut::with_capacity(READ_SIZE),
+        wq: VecDeque::new(),
+        queued: 0,
+        written: 0,
+        running: VecDeque::new(),
+        reset: false,
+        keep_alive: Duration::ZERO,
+        written_requests: 0,
+        timer: None,
+        dirty: Dirty::default(),
+    };
+    conn.keep_alive = conn.pool.cfg.keep_alive_timeout;
+    let err = conn.drive().await;
+    conn.finish(err);
+}
+
+/// A connect error fails every request waiting for this dispatcher.
+fn connect_failed(pool: &Arc<Pool>, id: u64, err: Error) {
+    let mut st = pool.lock();
+    let mut failed: Vec<Request> = Vec::new();
+    if let Some(slot) = st.slot(id) {
+        failed.extend(slot.queue.drain(..));
+    }
+    failed.extend(st.pending.drain(..));
+    st.conns.retain(|c| c.id != id);
+    pool.emit(&st, Event::ConnectionError(err.clone()));
+    fail_all(failed, &err);
+    pool.maybe_drain(&mut st);
+    pool.maybe_closed(&mut st);
+}
+
+/// A request whose bytes were queued for writing.
+struct Running {
+    req: Request,
+    /// Offset in the connection's output at which this request's bytes end.
+    end: u64,
+    sent: bool,
+    /// Streaming body: how many bytes were queued, and whether a pull is out.
+    stream: Option<Stream>,
+    response: Response,
+}
+
+struct Stream {
+    chunked: bool,
+    declared: Option<u64>,
+    queued: u64,
+    pulling: bool,
+    ended: bool,
+}
+
+enum Response {
+    Head,
+    Body {
+        decoder: BodyDecoder,
+        /// Not yet delivered: held back so a small response goes out as one event.
+        head: Option<Head>,
+        parts: Vec<Bytes>,
+        received: u64,
+        keep_alive: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Headers,
+    Body,
+    Idle,
+}
+
+struct Conn {
+    pool: Arc<Pool>,
+    id: u64,
+    notify: Arc<Notify>,
+    io: Io,
+    rbuf: BytesMut,
+    wq: VecDeque<Bytes>,
+    /// Bytes ever queued / written on this connection.
+    queued: u64,
+    written: u64,
+    running: VecDeque<Running>,
+    /// Close once the running responses are complete; take nothing new.
+    reset: bool,
+    keep_alive: Duration,
+    written_requests: u64,
+    timer: Option<(Instant, Timer)>,
+    dirty: Dirty,
+}
+
+impl Conn {
+    async fn drive(&mut self) -> Error {
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
+        let sleep = tokio::time::sleep_until(far);
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            if let Err(e) = self.step() {
+                return e;
+            }
+            let want = self.timer.map(|t| t.0);
+            if want != armed {
+                sleep.as_mut().reset(want.unwrap_or(far));
+                armed = want;
+            }
+            self.dirty.flush();
+            let can_read = !self.read_paused();
+            let can_write = !self.wq.is_empty();
+            tokio::select! {
+                r = self.io.readable(), if can_read => {
+                    if let Err(e) = r.map_err(Error::from).and_then(|()| self.read()) {
+                        return e;
+                    }
+                }
+                r = self.io.writable(), if can_write => {
+                    if let Err(e) = r.map_err(Error::from).and_then(|()| self.write()) {
+                        return e;
+                    }
+                }
+                () = self.notify.notified() => {}
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    if let Err(e) = self.on_timer() {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes new work from the scheduler and writes what it can.
+    fn step(&mut self) -> Result<(), Error> {
+        if self.running.iter().any(|r| r.req.ctl.is_aborted()) {
+            // Bytes of it may be on the wire: only a new socket is safe.
+            return Err(Error::Informational("aborted"));
+        }
+        self.take_work()?;
+        self.feed_stream()?;
+        if !self.wq.is_empty() {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn take_work(&mut self) -> Result<(), Error> {
+        let pool = self.pool.clone();
+        let mut st = pool.lock();
+        if let Some(e) = &st.destroyed {
+            return Err(e.clone());
+        }
+        let depth = st.pipelining.max(1) as usize;
+        let keep_alive = st.pipelining > 0;
+        let Some(idx) = st.conns.iter().position(|c| c.id == self.id) else {
+            return Err(Error::Informational("removed"));
+        };
+        loop {
+            if self.reset || self.running.len() >= depth || self.blocked() {
+                break;
+            }
+            if st.conns[idx].queue.is_empty() {
+                match st.pending.pop_front() {
+                    Some(r) => st.conns[idx].queue.push_back(r),
+                    None => break,
+                }
+            }
+            let front = st.conns[idx].queue.front().expect("queue is not empty");
+            if front.ctl.is_aborted() {
+                st.conns[idx].queue.pop_front();
+                continue;
+            }
+            if !self.running.is_empty() && !front.can_pipeline() {
+                break;
+            }
+            let req = st.conns[idx].queue.pop_front().expect("queue is not empty");
+            self.start(req, keep_alive);
+        }
+        let idle = self.running.is_empty() && st.conns[idx].queue.is_empty();
+        let slot = &mut st.conns[idx];
+        slot.running = self.running.len();
+        slot.busy = self.blocked();
+        slot.closing = self.reset;
+        if idle {
+            if self.reset {
+                return Err(Error::Informational("reset"));
+            }
+            if st.closed && st.pending.is_empty() {
+                return Err(Error::socket("closed"));
+            }
+            if self.timer.is_none() && !self.keep_alive.is_zero() {
+                self.timer = Some((Instant::now() + self.keep_alive, Timer::Idle));
+            }
+        }
+        pool.maybe_drain(&mut st);
+        Ok(())
+    }
+
+    /// Writing stops while a `blocking` request awaits its head or a
+    /// streaming body is still going out.
+    fn blocked(&self) -> bool {
+        self.running.iter().any(|r| {
+            (r.req.flags.blocking && matches!(r.response, Response::Head))
+                || r.stream.as_ref().is_some_and(|s| !s.ended)
+        })
+    }
+
+    /// Queues a request's bytes.
+    fn start(&mut self, mut req: Request, keep_alive: bool) {
+        if req.attempts > 0 {
+            self.dirty.push(&req.sink, Event::Retried);
+        }
+        req.attempts += 1;
+        req.ctl.attach(self.notify.clone());
+        self.written_requests += 1;
+        let max = self.pool.cfg.max_requests_per_client;
+        if !keep_alive
+            || req.closes_connection()
+            || max.is_some_and(|m| self.written_requests >= m)
+        {
+            self.reset = true;
+        }
+        self.queue(req.head_start.clone());
+        if !req.flags.upgrade {
+            self.queue(Bytes::from_static(if self.reset {
+                encode::CONNECTION_CLOSE
+            } else {
+                encode::CONNECTION_KEEP_ALIVE
+            }));
+        }
+        self.queue(req.head_end.clone());
+        let stream = match &req.body {
+            Body::None => None,
+            Body::Bytes(b) => {
+                self.queue(b.clone());
+                None
+            }
+            Body::Stream { length } => Some(Stream {
+                chunked: length.is_none(),
+                declared: *length,
+                queued: 0,
+                pulling: false,
+                ended: false,
+            }),
+        };
+        if self.running.is_empty() {
+            self.timer = None;
+        }
+        self.running.push_back(Running {
+            req,
+            end: self.queued,
+            sent: false,
+            stream,
+            response: Response::Head,
+        });
+    }
+
+    fn queue(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.queued += b.len() as u64;
+            self.wq.push_back(b);
+        }
+    }
+
+    /// Moves chunks of a streaming body to the output; asks for more once the
+    /// socket took everything.
+    fn feed_stream(&mut self) -> Result<(), Error> {
+        let Some(idx) = self.running.iter().position(|r| r.stream.as_ref().is_some_and(|s| !s.ended))
+        else {
+            return Ok(());
+        };
+        let (chunks, ended) = {
+            let r = &self.running[idx];
+            let mut c = r.req.ctl.chunks.lock();
+            (std::mem::take(&mut c.queue), c.ended)
+        };
+        let strict = self.pool.cfg.strict_content_length;
+        for chunk in chunks {
+            let s = self.running[idx].stream.as_mut().expect("streaming");
+            s.pulling = false;
+            s.queued += chunk.len() as u64;
+            if strict && s.declared.is_some_and(|d| s.queued > d) {
+                return Err(self.fail_front_with(Error::RequestContentLengthMismatch));
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            let chunked = s.chunked;
+            if chunked {
+                self.queue(encode::chunk_size_line(chunk.len()).freeze());
+            }
+            if self.running[idx].req.wants_body_sent {
+                let sink = self.running[idx].req.sink.clone();
+                self.dirty.push(&sink, Event::BodySent(chunk.clone()));
+            }
+            self.queue(chunk);
+            if chunked {
+                self.queue(Bytes::from_static(b"\r\n"));
+            }
+        }
+        let s = self.running[idx].stream.as_mut().expect("streaming");
+        if ended {
+            if strict && s.declared.is_some_and(|d| s.queued != d) {
+                return Err(self.fail_front_with(Error::RequestContentLengthMismatch));
+            }
+            s.ended = true;
+            s.pulling = false;
+            if s.chunked {
+                self.queue(Bytes::from_static(encode::LAST_CHUNK));
+            }
+            self.running[idx].end = self.queued;
+        } else if !s.pulling && self.wq.is_empty() {
+            s.pulling = true;
+            let sink = self.running[idx].req.sink.clone();
+            self.dirty.push(&sink, Event::BodyPull);
+        }
+        Ok(())
+    }
+
+    /// Fails the request at the head of the pipeline now; the connection
+    /// then ends with an informational reason so the others are re-sent.
+    fn fail_front_with(&mut self, err: Error) -> Error {
+        if let Some(r) = self.running.pop_front() {
+            self.dirty.push(&r.req.sink, Event::Error(err));
+        }
+        Error::Informational("reset")
+    }
+
+    fn write(&mut self) -> Result<(), Error> {
+        while !self.wq.is_empty() {
+            let slices: Vec<IoSlice<'_>> =
+                self.wq.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+            let n = match self.io.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            };
+            self.advance(n);
+        }
+        self.mark_sent();
+        Ok(())
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        self.written += n as u64;
+        while n > 0 {
+            let front = self.wq.front_mut().expect("wrote more than queued");
+            if n >= front.len() {
+                n -= front.len();
+                self.wq.pop_front();
+            } else {
+                let _ = front.split_to(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// Requests whose bytes are all written: tell the handler, start the
+    /// headers timer of the one at the head.
+    fn mark_sent(&mut self) {
+        let written = self.written;
+        for (i, r) in self.running.iter_mut().enumerate() {
+            let done = r.stream.as_ref().is_none_or(|s| s.ended);
+            if r.sent || !done || r.end > written {
+                continue;
+            }
+            r.sent = true;
+            if r.req.wants_body_sent {
+                if let Body::Bytes(b) = &r.req.body {
+                    self.dirty.push(&r.req.sink, Event::BodySent(b.clone()));
+                }
+            }
+            if i == 0 && matches!(r.response, Response::Head) {
+                let t = r.req.headers_timeout.unwrap_or(self.pool.cfg.headers_timeout);
+                self.timer = (!t.is_zero()).then(|| (Instant::now() + t, Timer::Headers));
+            }
+        }
+    }
+
+    fn read_paused(&self) -> bool {
+        self.running.front().is_some_and(|r| r.req.ctl.is_paused())
+    }
+
+    fn read(&mut self) -> Result<(), Error> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_SIZE / 4 {
+            self.rbuf.reserve(READ_SIZE);
+        }
+        match self.io.try_read_buf(&mut self.rbuf) {
+            Ok(0) => self.on_eof(),
+            Ok(_) => self.process(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Parses everything the read buffer holds, then delivers what is
+    /// partial (a head, body pieces) so the consumer sees it now.
+    fn process(&mut self) -> Result<(), Error> {
+        let result = self.parse();
+        if let Some(r) = self.running.front_mut() {
+            if let Response::Body { head, parts, .. } = &mut r.response {
+                if let Some(h) = head.take() {
+                    self.dirty.push(&r.req.sink, Event::Headers(h));
+                }
+                for p in parts.drain(..) {
+                    self.dirty.push(&r.req.sink, Event::Data(p));
+                }
+            }
+        }
+        result
+    }
+
+    fn parse(&mut self) -> Result<(), Error> {
+        loop {
+            let Some(r) = self.running.front_mut() else {
+                if !self.rbuf.is_empty() {
+                    // Nothing asked for these bytes: never match them to a later request.
+                    return Err(Error::socket("bad response"));
+                }
+                return Ok(());
+            };
+            match &mut r.response {
+                Response::Head => {
+                    let ctx = HeadContext {
+                        method_is_head: r.req.flags.is_head,
+                        method_is_connect: r.req.flags.is_connect,
+                        upgrade_requested: r.req.flags.upgrade,
+                        max_header_size: self.pool.cfg.max_header_size,
+                    };
+                    let Some(head) = parse_head(&mut self.rbuf, &ctx)? else {
+                        return Ok(());
+                    };
+                    if head.upgrade {
+                        return Err(Error::NotSupported("upgrade is not supported yet".into()));
+                    }
+                    if head.status < 200 {
+                        match head.status {
+                            100 => return Err(Error::socket("bad response")),
+                            101 => return Err(Error::socket("bad upgrade")),
+                            _ => {}
+                        }
+                        let info = Head { status: head.status, reason: head.reason, headers: head.headers };
+                        self.dirty.push(&r.req.sink, Event::Info(info));
+                        let t = r.req.headers_timeout.unwrap_or(self.pool.cfg.headers_timeout);
+                        if r.sent && !t.is_zero() {
+                            self.timer = Some((Instant::now() + t, Timer::Headers));
+                        }
+                        continue;
+                    }
+                    let (hint_ok, idle) = keep_alive_for(&self.pool.cfg, head.keep_alive_hint);
+                    self.keep_alive = idle;
+                    let framing = head.framing;
+                    r.response = Response::Body {
+                        decoder: BodyDecoder::new(framing, self.pool.cfg.max_header_size),
+                        head: Some(Head { status: head.status, reason: head.reason, headers: head.headers }),
+                        parts: Vec::new(),
+                        received: 0,
+                        keep_alive: head.keep_alive && hint_ok,
+                    };
+                    if framing == Framing::Close {
+                        self.reset = true;
+                    }
+                    self.arm_body_timer();
+                }
+                Response::Body { decoder, parts, received, .. } => {
+                    match decoder.decode(&mut self.rbuf)? {
+                        Decoded::NeedMore => {
+                            self.arm_body_timer();
+                            return Ok(());
+                        }
+                        Decoded::Data(b) => {
+                            *received += b.len() as u64;
+                            if self.pool.cfg.max_response_size.is_some_and(|m| *received > m) {
+                                return Err(Error::ResponseExceededMaxSize);
+                            }
+                            parts.push(b);
+                        }
+                        Decoded::Done(trailers) => self.complete(trailers)?,
+                    }
+                }
+            }
+        }
+    }
+
+    fn arm_body_timer(&mut self) {
+        let Some(r) = self.running.front() else { return };
+        let t = r.req.body_timeout.unwrap_or(self.pool.cfg.body_timeout);
+        self.timer = (!t.is_zero()).then(|| (Instant::now() + t, Timer::Body));
+    }
+
+    /// The response at the head of the pipeline ended.
+    fn complete(&mut self, trailers: RawHeaders) -> Result<(), Error> {
+        let r = self.running.pop_front().expect("a response completed");
+        let Response::Body { head, mut parts, keep_alive, .. } = r.response else {
+            unreachable!("completed before its head")
+        };
+        let ev = match head {
+            Some(h) => Event::Full(h, join(&mut parts), trailers),
+            None => {
+                for p in parts {
+                    self.dirty.push(&r.req.sink, Event::Data(p));
+                }
+                Event::Complete(trailers)
+            }
+        };
+        self.dirty.push(&r.req.sink, ev);
+        self.timer = None;
+        if !r.sent {
+            // The server answered before the request body was written.
+            return Err(Error::Informational("reset"));
+        }
+        if !keep_alive {
+            return Err(Error::Informational("reset"));
+        }
+        if let Some(next) = self.running.front() {
+            if next.sent {
+                let t = next.req.headers_timeout.unwrap_or(self.pool.cfg.headers_timeout);
+                self.timer = (!t.is_zero()).then(|| (Instant::now() + t, Timer::Headers));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_eof(&mut self) -> Result<(), Error> {
+        if let Some(r) = self.running.front_mut() {
+            if let Response::Body { decoder, .. } = &mut r.response {
+                let trailers = decoder.finish_eof()?;
+                self.complete(trailers)?;
+            }
+        }
+        Err(Error::socket("other side closed"))
+    }
+
+    fn on_timer(&mut self) -> Result<(), Error> {
+        let Some((at, kind)) = self.timer else { return Ok(()) };
+        if Instant::now() < at {
+            return Ok(());
+        }
+        self.timer = None;
+        match kind {
+            Timer::Idle if self.running.is_empty() => Err(Error::Informational("socket idle timeout")),
+            Timer::Headers => Err(Error::HeadersTimeout),
+            Timer::Body if self.read_paused() => Ok(()),
+            Timer::Body => Err(Error::BodyTimeout),
+            Timer::Idle => Ok(()),
+        }
+    }
+
+    /// The connection ended with `err`: fail the head of the pipeline (unless
+    /// the reason is informational), send the rest back to be re-sent, and let
+    /// the scheduler open a new connection if work remains.
+    fn finish(mut self, err: Error) {
+        let pool = self.pool.clone();
+        let mut st = pool.lock();
+        let mut running = std::mem::take(&mut self.running);
+        if let Some(destroyed) = st.destroyed.clone() {
+            fail_all(running.drain(..).map(|r| r.req), &destroyed);
+        } else if !err.is_informational() {
+            if let Some(head) = running.pop_front() {
+                if !head.req.ctl.is_aborted() {
+                    self.dirty.push(&head.req.sink, Event::Error(err.clone()));
+                }
+            }
+        }
+        let mut again: Vec<Request> = Vec::new();
+        for r in running {
+            if r.req.ctl.is_aborted() {
+                continue;
+            }
+            if r.stream.is_some() && r.req.attempts > 0 {
+                // Its body was consumed: it cannot be written again.
+                self.dirty.push(&r.req.sink, Event::Error(err.clone()));
+                continue;
+            }
+            again.push(r.req);
+        }
+        if let Some(pos) = st.conns.iter().position(|c| c.id == self.id) {
+            let slot = st.conns.remove(pos);
+            again.extend(slot.queue);
+        }
+        for r in again.into_iter().rev() {
+            st.pending.push_front(r);
+        }
+        pool.emit(&st, Event::Disconnected(err));
+        if st.destroyed.is_none() {
+            pool.assign(&mut st);
+        }
+        pool.maybe_drain(&mut st);
+        pool.maybe_closed(&mut st);
+        drop(st);
+        self.dirty.flush();
+    }
+}
+
+/// The idle timeout after a response, from the server's `Keep-Alive:
+/// timeout=N` hint when it sent one; false when the hint leaves no time.
+fn keep_alive_for(cfg: &super::config::Config, hint: Option<u64>) -> (bool, Duration) {
+    match hint {
+        None => (true, cfg.keep_alive_timeout),
+        Some(secs) => {
+            let t = Duration::from_secs(secs)
+                .saturating_sub(cfg.keep_alive_timeout_threshold)
+                .min(cfg.keep_alive_max_timeout);
+            (!t.is_zero(), t)
+        }
+    }
+}
+
+/// One `Bytes` for a body that arrived in pieces (usually one: no copy).
+fn join(parts: &mut Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop().expect("one part"),
+        _ => {
+            let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+            for p in parts.drain(..) {
+                out.extend_from_slice(&p);
+            }
+            out.freeze()
+        }
+    }
+}

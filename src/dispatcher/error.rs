@@ -1,0 +1,114 @@
+//! Engine errors. Each variant maps to exactly one Python exception class
+//! (see `src/errors.rs`), named after undici's.
+
+use std::fmt;
+
+use super::codec::ParseError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    ConnectTimeout,
+    HeadersTimeout,
+    HeadersOverflow,
+    BodyTimeout,
+    InvalidArgument(String),
+    RequestAborted,
+    /// Internal teardown that fails no request (idle timeout, reset, ...).
+    Informational(&'static str),
+    RequestContentLengthMismatch,
+    ResponseContentLengthMismatch,
+    ClientDestroyed,
+    ClientClosed,
+    /// `other side closed`, `bad response`, `closed`, or an OS error text.
+    Socket(String),
+    ResponseExceededMaxSize,
+    NotSupported(String),
+    /// Malformed response, with an llhttp-style code (`HPE_...`).
+    Parser {
+        code: &'static str,
+        reason: &'static str,
+    },
+    /// An error object the caller supplied (`destroy(error)`), by handle.
+    User(u64),
+}
+
+impl Error {
+    pub fn socket(msg: impl Into<String>) -> Self {
+        Error::Socket(msg.into())
+    }
+
+    /// Errors that tear a connection down without failing a request.
+    pub fn is_informational(&self) -> bool {
+        matches!(self, Error::Informational(_))
+    }
+
+    /// undici's error code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ConnectTimeout => "UND_ERR_CONNECT_TIMEOUT",
+            Error::HeadersTimeout => "UND_ERR_HEADERS_TIMEOUT",
+            Error::HeadersOverflow => "UND_ERR_HEADERS_OVERFLOW",
+            Error::BodyTimeout => "UND_ERR_BODY_TIMEOUT",
+            Error::InvalidArgument(_) => "UND_ERR_INVALID_ARG",
+            Error::RequestAborted => "UND_ERR_ABORTED",
+            Error::Informational(_) => "UND_ERR_INFO",
+            Error::RequestContentLengthMismatch => "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
+            Error::ResponseContentLengthMismatch => "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+            Error::ClientDestroyed => "UND_ERR_DESTROYED",
+            Error::ClientClosed => "UND_ERR_CLOSED",
+            Error::Socket(_) => "UND_ERR_SOCKET",
+            Error::ResponseExceededMaxSize => "UND_ERR_RES_EXCEEDED_MAX_SIZE",
+            Error::NotSupported(_) => "UND_ERR_NOT_SUPPORTED",
+            Error::Parser { code, .. } => code,
+            Error::User(_) => "UND_ERR",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ConnectTimeout => f.write_str("Connect Timeout Error"),
+            Error::HeadersTimeout => f.write_str("Headers Timeout Error"),
+            Error::HeadersOverflow => f.write_str("Headers Overflow Error"),
+            Error::BodyTimeout => f.write_str("Body Timeout Error"),
+            Error::InvalidArgument(m) | Error::NotSupported(m) | Error::Socket(m) => {
+                f.write_str(m)
+            }
+            Error::RequestAborted => f.write_str("Request aborted"),
+            Error::Informational(m) => f.write_str(m),
+            Error::RequestContentLengthMismatch => {
+                f.write_str("Request body length does not match content-length header")
+            }
+            Error::ResponseContentLengthMismatch => {
+                f.write_str("Response body length does not match content-length header")
+            }
+            Error::ClientDestroyed => f.write_str("The client is destroyed"),
+            Error::ClientClosed => f.write_str("The client is closed"),
+            Error::ResponseExceededMaxSize => f.write_str("Response content exceeded max size"),
+            Error::User(id) => write!(f, "user error #{id}"),
+            Error::Parser { reason, .. } => write!(
+                f,
+                "Response does not match the HTTP/1.1 protocol ({reason})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Self {
+        match e {
+            ParseError::Protocol { code, reason } => Error::Parser { code, reason },
+            ParseError::HeadersOverflow => Error::HeadersOverflow,
+            ParseError::ContentLengthMismatch => Error::ResponseContentLengthMismatch,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Socket(e.to_string())
+    }
+}

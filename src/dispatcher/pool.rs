@@ -1,0 +1,289 @@
+//! The scheduler shared by `Client` and `Pool`: one origin, up to
+//! `connections` sockets, each with its own queue, and the dispatcher's own
+//! queue for requests no connection can take yet (undici's Pool over Clients,
+//! where a Client is a pool of one).
+//!
+//! The state sits behind one mutex because both threads need it: the asyncio
+//! thread enqueues and must answer "busy?" synchronously (`dispatch()`'s
+//! return value), and the runtime's connection tasks take work from it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::config::Config;
+use super::conn;
+use super::error::Error;
+use super::event::{Event, SinkRef};
+use super::request::Request;
+
+pub struct Pool {
+    pub cfg: Config,
+    state: Mutex<State>,
+    rt: Handle,
+}
+
+/// The scheduler's view of one connection.
+pub(crate) struct ConnSlot {
+    pub id: u64,
+    pub notify: Arc<Notify>,
+    /// Assigned to this connection, not yet written.
+    pub queue: VecDeque<Request>,
+    /// Written, response not complete.
+    pub running: usize,
+    /// Takes no new request: blocking request awaiting headers, streaming
+    /// body being written, or closing after the running responses.
+    pub busy: bool,
+    pub closing: bool,
+}
+
+pub(crate) struct State {
+    pub pending: VecDeque<Request>,
+    pub conns: Vec<ConnSlot>,
+    next_id: u64,
+    pub pipelining: u32,
+    pub closed: bool,
+    pub destroyed: Option<Error>,
+    need_drain: bool,
+    /// Where dispatcher events go (the loop that first used it).
+    pub events: Option<SinkRef>,
+    /// Close or destroy was asked and `Closed` is still to be sent.
+    closing_pending: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub connected: usize,
+    pub free: usize,
+    pub pending: usize,
+    pub queued: usize,
+    pub running: usize,
+    pub size: usize,
+}
+
+impl ConnSlot {
+    fn size(&self) -> usize {
+        self.running + self.queue.len()
+    }
+}
+
+impl State {
+    fn depth(&self) -> usize {
+        self.pipelining.max(1) as usize
+    }
+
+    fn can_take(&self, c: &ConnSlot) -> bool {
+        !c.busy && !c.closing && c.size() < self.depth()
+    }
+
+    /// undici's busy: no connection can take another request without queueing.
+    fn busy(&self, max: Option<usize>) -> bool {
+        !self.pending.is_empty()
+            || (!self.conns.iter().any(|c| self.can_take(c))
+                && max.is_some_and(|m| self.conns.len() >= m))
+    }
+
+    pub fn slot(&mut self, id: u64) -> Option<&mut ConnSlot> {
+        self.conns.iter_mut().find(|c| c.id == id)
+    }
+}
+
+impl Pool {
+    pub fn new(cfg: Config, rt: Handle) -> Arc<Pool> {
+        let pipelining = cfg.pipelining;
+        Arc::new(Pool {
+            cfg,
+            rt,
+            state: Mutex::new(State {
+                pending: VecDeque::new(),
+                conns: Vec::new(),
+                next_id: 0,
+                pipelining,
+                closed: false,
+                destroyed: None,
+                need_drain: false,
+                events: None,
+                closing_pending: false,
+            }),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Where dispatcher-level events go; set once, by the first user.
+    pub fn bind_events(&self, sink: impl FnOnce() -> SinkRef) {
+        let mut st = self.lock();
+        if st.events.is_none() {
+            st.events = Some(sink());
+        }
+    }
+
+    /// Queues `req`. `Ok(false)` means busy: wait for `Event::Drain`.
+    pub fn dispatch(self: &Arc<Self>, req: Request) -> Result<bool, (Error, Request)> {
+        let mut st = self.lock();
+        if st.destroyed.is_some() {
+            return Err((Error::ClientDestroyed, req));
+        }
+        if st.closed {
+            return Err((Error::ClientClosed, req));
+        }
+        st.pending.push_back(req);
+        self.assign(&mut st);
+        let busy = st.busy(self.cfg.connections);
+        if busy {
+            st.need_drain = true;
+        }
+        Ok(!busy)
+    }
+
+    /// Moves pending requests to connections that can take them, opening
+    /// connections as allowed.
+    pub(crate) fn assign(self: &Arc<Self>, st: &mut State) {
+        while !st.pending.is_empty() {
+            let depth = st.depth();
+            let free = st
+                .conns
+                .iter()
+                .position(|c| !c.busy && !c.closing && c.size() < depth);
+            let idx = match free {
+                Some(i) => i,
+                None if self.cfg.connections.is_none_or(|m| st.conns.len() < m) => {
+                    self.open(st)
+                }
+                None => return,
+            };
+            let req = st.pending.pop_front().expect("pending is not empty");
+            let slot = &mut st.conns[idx];
+            slot.queue.push_back(req);
+            slot.notify.notify_one();
+        }
+    }
+
+    fn open(self: &Arc<Self>, st: &mut State) -> usize {
+        let id = st.next_id;
+        st.next_id += 1;
+        let notify = Arc::new(Notify::new());
+        st.conns.push(ConnSlot {
+            id,
+            notify: notify.clone(),
+            queue: VecDeque::new(),
+            running: 0,
+            busy: false,
+            closing: false,
+        });
+        self.rt.spawn(conn::run(self.clone(), id, notify));
+        st.conns.len() - 1
+    }
+
+    /// Emits `drain` if a caller was told "busy" and that is no longer so.
+    pub(crate) fn maybe_drain(&self, st: &mut State) {
+        if st.need_drain && !st.busy(self.cfg.connections) {
+            st.need_drain = false;
+            if let Some(ev) = &st.events {
+                ev.push(Event::Drain);
+                ev.sink.flush();
+            }
+        }
+    }
+
+    pub fn set_pipelining(self: &Arc<Self>, n: u32) {
+        let mut st = self.lock();
+        st.pipelining = n;
+        for c in &st.conns {
+            c.notify.notify_one();
+        }
+        self.assign(&mut st);
+        self.maybe_drain(&mut st);
+    }
+
+    pub fn pipelining(&self) -> u32 {
+        self.lock().pipelining
+    }
+
+    /// Stops taking requests; `Event::Closed` follows once all queued and
+    /// running requests completed and the sockets are closed.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.closing_pending = true;
+        for c in &st.conns {
+            c.notify.notify_one();
+        }
+        self.maybe_closed(&mut st);
+    }
+
+    /// Fails every pending request with `err` and tears every socket down;
+    /// `Event::Closed` follows once they are closed.
+    pub fn destroy(&self, err: Error) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.closing_pending = true;
+        if st.destroyed.is_none() {
+            st.destroyed = Some(err.clone());
+        }
+        let mut failed: Vec<Request> = st.pending.drain(..).collect();
+        for c in &mut st.conns {
+            failed.extend(c.queue.drain(..));
+            c.notify.notify_one();
+        }
+        fail_all(failed, &err);
+        self.maybe_closed(&mut st);
+    }
+
+    /// Sends `Closed` when closing and nothing is left.
+    pub(crate) fn maybe_closed(&self, st: &mut State) {
+        if st.closing_pending && st.conns.is_empty() && st.pending.is_empty() {
+            st.closing_pending = false;
+            if let Some(ev) = &st.events {
+                ev.push(Event::Closed);
+                ev.sink.flush();
+            }
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let st = self.lock();
+        let running: usize = st.conns.iter().map(|c| c.running).sum();
+        let queued = st.pending.len() + st.conns.iter().map(|c| c.queue.len()).sum::<usize>();
+        Stats {
+            connected: st.conns.len(),
+            free: st.conns.iter().filter(|c| c.size() == 0).count(),
+            pending: queued,
+            queued: st.pending.len(),
+            running,
+            size: running + queued,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub fn is_destroyed(&self) -> bool {
+        self.lock().destroyed.is_some()
+    }
+
+    /// Emits a dispatcher event.
+    pub(crate) fn emit(&self, st: &State, event: Event) {
+        if let Some(ev) = &st.events {
+            ev.push(event);
+            ev.sink.flush();
+        }
+    }
+}
+
+/// Fails requests with `err`, flushing each sink once at the end.
+pub(crate) fn fail_all(reqs: impl IntoIterator<Item = Request>, err: &Error) {
+    let mut dirty = super::event::Dirty::default();
+    for r in reqs {
+        if !r.ctl.is_aborted() {
+            dirty.push(&r.sink, Event::Error(err.clone()));
+        }
+    }
+    dirty.flush();
+}
