@@ -1,0 +1,405 @@
+"""The dispatchers: ``Client`` (one connection) and ``Pool`` (many), both
+driving the native engine, plus the ``request()`` convenience on top of
+``dispatch()``'s machinery."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import weakref
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._bridge import bridge_for
+from ._response import ResponseData
+from ._undipy import Core, LoopBridge
+from .abort import AbortSignal
+from .errors import ClientDestroyedError, InvalidArgumentError, NotSupportedError
+
+Listener = Callable[..., Any]
+Callback = Callable[[BaseException | None, Any], Any]
+
+_DEFAULTS: dict[str, Any] = {
+    "pipelining": 1,
+    "connect_timeout": 10.0,
+    "headers_timeout": 300.0,
+    "body_timeout": 300.0,
+    "keep_alive_timeout": 4.0,
+    "keep_alive_max_timeout": 600.0,
+    "keep_alive_timeout_threshold": 2.0,
+    "max_header_size": 16384,
+    "max_response_size": -1,
+    "max_requests_per_client": None,
+    "socket_path": None,
+    "strict_content_length": True,
+    "local_address": None,
+    "tls": None,
+}
+
+_TIMEOUTS = (
+    "connect_timeout",
+    "headers_timeout",
+    "body_timeout",
+    "keep_alive_timeout",
+    "keep_alive_max_timeout",
+    "keep_alive_timeout_threshold",
+)
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    connected: int
+    pending: int
+    running: int
+    size: int
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    connected: int
+    free: int
+    pending: int
+    queued: int
+    running: int
+    size: int
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Validates constructor options: unknown or ill-typed ones raise."""
+    for name in opts:
+        if name not in _DEFAULTS:
+            raise InvalidArgumentError(f"unknown option {name!r}")
+    o = {**_DEFAULTS, **opts}
+    for name in _TIMEOUTS:
+        v = o[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise InvalidArgumentError(f"invalid {name}")
+    if not _is_int(o["pipelining"]) or o["pipelining"] < 0:
+        raise InvalidArgumentError("invalid pipelining")
+    if not _is_int(o["max_header_size"]) or o["max_header_size"] <= 0:
+        raise InvalidArgumentError("invalid max_header_size")
+    if not _is_int(o["max_response_size"]) or o["max_response_size"] < -1:
+        raise InvalidArgumentError("invalid max_response_size")
+    mr = o["max_requests_per_client"]
+    if mr is not None and (not _is_int(mr) or mr <= 0):
+        raise InvalidArgumentError("invalid max_requests_per_client")
+    if o["socket_path"] is not None and not isinstance(o["socket_path"], str):
+        raise InvalidArgumentError("invalid socket_path")
+    if not isinstance(o["strict_content_length"], bool):
+        raise InvalidArgumentError("invalid strict_content_length")
+    la = o["local_address"]
+    if la is not None:
+        try:
+            ipaddress.ip_address(la)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError("invalid local_address") from None
+    if o["tls"] is not None and not isinstance(o["tls"], dict):
+        raise InvalidArgumentError("invalid tls")
+    return o
+
+
+def _origin(origin: Any) -> tuple[str, str, int, str]:
+    """(origin, host, port, host header) of an ``http://host:port`` origin."""
+    if not isinstance(origin, str):
+        raise InvalidArgumentError("invalid url: origin must be a string")
+    try:
+        u = urlsplit(origin)
+        port = u.port
+    except ValueError:
+        raise InvalidArgumentError("invalid url") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise InvalidArgumentError("invalid url")
+    if u.path not in ("", "/") or u.query or u.fragment:
+        raise InvalidArgumentError("invalid url")
+    if u.scheme == "https":
+        raise NotSupportedError("https origins are not supported yet")
+    host = u.hostname
+    default = 80
+    port = port if port is not None else default
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default else f"{shown}:{port}"
+    return f"{u.scheme}://{host_header}", host, port, host_header
+
+
+class Dispatcher:
+    """What ``Client`` and ``Pool`` share: the engine handle, events,
+    ``dispatch``, ``request``, ``close`` and ``destroy``."""
+
+    _connections: int | None = 1
+
+    def __init__(self, origin: str, **opts: Any) -> None:
+        self.origin, host, port, host_header = _origin(origin)
+        o = _options(opts)
+        max_size = o["max_response_size"]
+        self._core = Core(
+            host,
+            port,
+            host_header,
+            o["socket_path"],
+            self._connections,
+            o["pipelining"],
+            *(float(o[name]) for name in _TIMEOUTS),
+            o["max_header_size"],
+            None if max_size < 0 else max_size,
+            o["max_requests_per_client"],
+            o["strict_content_length"],
+            o["local_address"],
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bridge: LoopBridge | None = None
+        self._listeners: dict[str, list[tuple[Listener, bool]]] = {}
+        self._close_waiters: list[asyncio.Future[None]] = []
+        self._destroyed = False
+
+    # -- the loop ------------------------------------------------------------
+
+    def _bridge_for(self, loop: asyncio.AbstractEventLoop) -> LoopBridge:
+        if loop is self._loop and self._bridge is not None:
+            return self._bridge
+        bridge = bridge_for(loop)
+        self._core.bind(bridge, weakref.ref(self))
+        self._loop, self._bridge = loop, bridge
+        return bridge
+
+    # -- dispatch ------------------------------------------------------------
+
+    def dispatch(self, handler: Any, **opts: Any) -> bool:
+        """undici's ``dispatch``: False when busy (wait for ``"drain"``)."""
+        bridge = self._bridge_for(asyncio.get_running_loop())
+        return self._core.dispatch(bridge, handler, opts)
+
+    def request(self, callback: Callback | None = None, **opts: Any) -> _RequestCall:
+        """Sends a request; await the result (or ``async with`` it) for a
+        ``ResponseData``. With ``callback=`` it returns None and calls
+        ``callback(error, data)`` later."""
+        call = _RequestCall(self, opts)
+        if callback is not None:
+            _with_callback(call, callback)
+            return None  # type: ignore[return-value]
+        return call
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self, callback: Callback | None = None) -> Any:
+        """Stops taking requests and resolves once the queued ones finished."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if self._destroyed:
+            fut.set_exception(ClientDestroyedError())
+        else:
+            self._close_waiters.append(fut)
+            self._bridge_for(loop)
+            self._core.close()
+        return _maybe_callback(fut, callback)
+
+    def destroy(
+        self, error: BaseException | Callback | None = None, callback: Callback | None = None
+    ) -> Any:
+        """Fails every queued and running request now (with ``error``, or
+        ``ClientDestroyedError``) and resolves once the sockets are closed."""
+        if callback is None and callable(error) and not isinstance(error, BaseException):
+            error, callback = None, error
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._close_waiters.append(fut)
+        self._bridge_for(loop)
+        self._destroyed = True
+        self._core.destroy(error)
+        return _maybe_callback(fut, callback)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._core.closed)
+
+    @property
+    def destroyed(self) -> bool:
+        return bool(self._core.destroyed)
+
+    @property
+    def pipelining(self) -> int:
+        return int(self._core.pipelining)
+
+    @pipelining.setter
+    def pipelining(self, n: int) -> None:
+        if not _is_int(n) or n < 0:
+            raise InvalidArgumentError("invalid pipelining")
+        self._core.pipelining = n
+
+    async def __aenter__(self) -> Dispatcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if not self._destroyed:
+            await self.close()
+
+    # -- events --------------------------------------------------------------
+
+    def on(self, name: str, listener: Listener) -> Dispatcher:
+        self._listeners.setdefault(name, []).append((listener, False))
+        return self
+
+    def once(self, name: str, listener: Listener) -> Dispatcher:
+        self._listeners.setdefault(name, []).append((listener, True))
+        return self
+
+    def off(self, name: str, listener: Listener) -> Dispatcher:
+        entries = self._listeners.get(name, [])
+        for i, (fn, _) in enumerate(entries):
+            if fn is listener:
+                del entries[i]
+                break
+        return self
+
+    def emit(self, name: str, *args: Any) -> None:
+        entries = self._listeners.get(name)
+        if not entries:
+            return
+        self._listeners[name] = [e for e in entries if not e[1]]
+        for fn, _ in entries:
+            fn(*args)
+
+    def _on_event(self, name: str, error: BaseException | None) -> None:
+        """Called by the bridge for the engine's dispatcher events."""
+        if name == "closed":
+            waiters, self._close_waiters = self._close_waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+        elif name == "drain":
+            self.emit("drain", self.origin)
+        elif name == "connect":
+            self.emit("connect", self.origin, [self])
+        else:
+            self.emit(name, self.origin, [self], error)
+
+
+class Client(Dispatcher):
+    """One origin, one connection at a time, keep-alive and pipelining."""
+
+    @property
+    def stats(self) -> ClientStats:
+        connected, _free, pending, _queued, running, size = self._core.stats()
+        return ClientStats(connected, pending, running, size)
+
+
+class Pool(Dispatcher):
+    """Many connections to one origin (``connections=None``: no limit)."""
+
+    def __init__(self, origin: str, connections: int | None = None, **opts: Any) -> None:
+        if connections is not None and (not _is_int(connections) or connections <= 0):
+            raise InvalidArgumentError("invalid connections")
+        self._connections = connections
+        super().__init__(origin, **opts)
+
+    @property
+    def stats(self) -> PoolStats:
+        return PoolStats(*self._core.stats())
+
+
+class _RequestCall:
+    """The awaitable ``request()`` returns; also an async context manager
+    that releases the body on exit."""
+
+    __slots__ = ("_d", "_opts", "_resp")
+
+    def __init__(self, d: Dispatcher, opts: dict[str, Any]) -> None:
+        self._d = d
+        self._opts = opts
+        self._resp: ResponseData | None = None
+
+    def __await__(self) -> Generator[Any, None, ResponseData]:
+        loop = asyncio.get_running_loop()
+        d = self._d
+        bridge = d._bridge if loop is d._loop and d._bridge is not None else d._bridge_for(loop)
+        opts = self._opts
+        signal = opts.pop("signal", None)
+        fut = loop.create_future()
+        if signal is not None and _already_aborted(signal, fut):
+            return (yield from fut)
+        control = d._core.request(bridge, fut, opts)
+        if signal is not None:
+            _watch(signal, control)
+        try:
+            return (yield from fut)
+        except asyncio.CancelledError:
+            control.abort()
+            raise
+
+    async def __aenter__(self) -> ResponseData:
+        self._resp = await self
+        return self._resp
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._resp is not None:
+            await self._resp.body.aclose()
+
+
+def _already_aborted(signal: Any, fut: asyncio.Future[Any]) -> bool:
+    """A signal that fired before the request: fail it without sending."""
+    if isinstance(signal, AbortSignal):
+        if signal.aborted:
+            fut.set_exception(signal.reason or _aborted())
+            return True
+        return False
+    if isinstance(signal, asyncio.Event):
+        if signal.is_set():
+            fut.set_exception(_aborted())
+            return True
+        return False
+    raise InvalidArgumentError("signal must be an AbortSignal or an asyncio.Event")
+
+
+def _aborted() -> BaseException:
+    from .errors import RequestAbortedError
+
+    return RequestAbortedError()
+
+
+def _watch(signal: Any, control: Any) -> None:
+    if isinstance(signal, AbortSignal):
+        signal.add_listener(control.abort)
+        return
+
+    async def wait() -> None:
+        await signal.wait()
+        control.abort()
+
+    task = asyncio.ensure_future(wait())
+    # The watcher must not outlive the request for long: it is cancelled
+    # when the loop closes, and aborting a finished request does nothing.
+    _watchers.add(task)
+    task.add_done_callback(_watchers.discard)
+
+
+_watchers: set[asyncio.Future[None]] = set()
+
+
+def _with_callback(call: _RequestCall, callback: Callback) -> None:
+    async def run() -> None:
+        try:
+            data = await call
+        except Exception as exc:
+            callback(exc, None)
+        else:
+            callback(None, data)
+
+    asyncio.ensure_future(run())
+
+
+def _maybe_callback(fut: asyncio.Future[None], callback: Callback | None) -> Any:
+    if callback is None:
+        return fut
+
+    def done(f: asyncio.Future[None]) -> None:
+        exc = f.exception()
+        callback(exc, None)
+
+    fut.add_done_callback(done)
+    return None

@@ -1,0 +1,41 @@
+"""The handler protocol of ``dispatch()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class DispatchHandler:
+    """A base class for ``dispatch()`` handlers with no-op defaults.
+
+    The methods are called on the event loop thread that called
+    ``dispatch``, in order, never concurrently. Exactly one of
+    ``on_complete``, ``on_error`` and ``on_upgrade`` ends every request.
+    """
+
+    def on_connect(self, abort: Callable[..., None], context: dict[str, Any]) -> None:
+        """Called before the request goes on a socket (again on a retry)."""
+
+    def on_headers(
+        self,
+        status_code: int,
+        headers: list[bytes],
+        resume: Callable[[], None],
+        status_text: str,
+    ) -> bool:
+        """Status and raw headers; return False to pause reading until ``resume()``."""
+        return True
+
+    def on_data(self, chunk: bytes) -> bool:
+        """A body chunk; return False to pause reading until ``resume()``."""
+        return True
+
+    def on_complete(self, trailers: list[bytes]) -> None:
+        """The response ended."""
+
+    def on_error(self, error: BaseException) -> None:
+        """The request failed; nothing is called after this."""
+
+    def on_upgrade(self, status_code: int, headers: list[bytes], socket: Any) -> None:
+        """The connection was upgraded (``upgrade=`` requests and CONNECT)."""
