@@ -40,8 +40,13 @@ from client_run import CLIENT_MODULES, CLIENTS, POST_BODY, WORKLOADS  # noqa: E4
 
 LOOPS = ["asyncio", "uvloop"]
 WRK = "wrk"
-PIP_NAMES = {"aiohttp": "aiohttp", "httpx": "httpx", "aiosonic": "aiosonic",
-             "pyreqwest": "pyreqwest", "uvloop": "uvloop"}
+PIP_NAMES = {
+    "aiohttp": "aiohttp",
+    "httpx": "httpx",
+    "aiosonic": "aiosonic",
+    "pyreqwest": "pyreqwest",
+    "uvloop": "uvloop",
+}
 WORKLOAD_TITLES = {
     "seq": "GET /small (13 B), 1 in flight, 1 connection",
     "c64": "GET /small (13 B), 64 in flight, 64 connections",
@@ -55,7 +60,29 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# CPU sets for --pin (None: leave the affinity alone).
+PIN: dict[str, set[int] | None] = {"server": None, "client": None}
+
+
+def set_pin(mode: str) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if mode == "same":
+        PIN["server"] = PIN["client"] = {cpus[0]}
+    elif mode == "split":
+        PIN["server"] = {cpus[0]}
+        PIN["client"] = set(cpus[1:]) or {cpus[0]}
+
+
+def pinned(role: str):
+    """preexec_fn for a subprocess of `role` (server or client)."""
+    cpus = PIN[role]
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 # ---------------------------------------------------------------- installing
+
 
 def find_exe(name: str) -> str | None:
     return shutil.which(name) or next(
@@ -73,12 +100,24 @@ def apt_install(packages: list[str]) -> bool:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
     log(f"  $ {shlex.join(cmd)}")
-    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+    if (
+        subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ).returncode
+        == 0
+    ):
         return True
     log("  $ apt-get update")
-    subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "update"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     log(f"  $ {shlex.join(cmd)}")
-    return subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return (
+        subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ).returncode
+        == 0
+    )
 
 
 def ensure_system_tools(need_nginx: bool, need_wrk: bool) -> None:
@@ -98,8 +137,14 @@ def ensure_system_tools(need_nginx: bool, need_wrk: bool) -> None:
 
 
 def python_can_import(module: str) -> bool:
-    return subprocess.run([sys.executable, "-c", f"import {module}"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return (
+        subprocess.run(
+            [sys.executable, "-c", f"import {module}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ).returncode
+        == 0
+    )
 
 
 def ensure_python_packages(modules: list[str]) -> None:
@@ -111,7 +156,7 @@ def ensure_python_packages(modules: list[str]) -> None:
     log(f"installing {', '.join(names)} ...\n  $ {shlex.join(cmd)}")
     if subprocess.run(cmd).returncode != 0 and len(names) > 1:
         for name in names:  # one failure must not keep the others out
-            subprocess.run([*cmd[:-len(names)], name])
+            subprocess.run([*cmd[: -len(names)], name])
 
 
 # -------------------------------------------------------------------- nginx
@@ -188,9 +233,23 @@ class Nginx:
         for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
             line = f"    {mod}_temp_path {self.tmp}/{mod};\n"
             conf.write_text(self._config(8, "".join(extra_lines) + line))
-            if subprocess.run([self.exe, "-t", "-p", str(self.tmp), "-c", str(conf),
-                               "-e", str(self.tmp / "error.log")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            if (
+                subprocess.run(
+                    [
+                        self.exe,
+                        "-t",
+                        "-p",
+                        str(self.tmp),
+                        "-c",
+                        str(conf),
+                        "-e",
+                        str(self.tmp / "error.log"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                ).returncode
+                == 0
+            ):
                 extra_lines.append(line)
         extra = "".join(extra_lines)
 
@@ -200,7 +259,10 @@ class Nginx:
             conf.write_text(self._config(port, extra))
             self.proc = subprocess.Popen(
                 [self.exe, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=pinned("server"),
             )
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.proc.poll() is None:
@@ -242,6 +304,7 @@ def free_port() -> int:
 
 # ------------------------------------------------------ verifying a server
 
+
 def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, dict[str, str], bytes]:
     while b"\r\n\r\n" not in pending:
         chunk = sock.recv(65536)
@@ -281,8 +344,10 @@ def verify_server(origin: str) -> None:
         raise SystemExit(f"refusing to benchmark a non-loopback host: {host}")
     hosthdr = f"{m.group(1)}:{port}"
     get = lambda p: f"GET {p} HTTP/1.1\r\nHost: {hosthdr}\r\n\r\n".encode()  # noqa: E731
-    post = (f"POST /echo HTTP/1.1\r\nHost: {hosthdr}\r\nContent-Type: application/octet-stream"
-            f"\r\nContent-Length: {len(POST_BODY)}\r\n\r\n").encode() + POST_BODY
+    post = (
+        f"POST /echo HTTP/1.1\r\nHost: {hosthdr}\r\nContent-Type: application/octet-stream"
+        f"\r\nContent-Length: {len(POST_BODY)}\r\n\r\n"
+    ).encode() + POST_BODY
     checks = [
         ("GET /small", get("/small"), lambda b: b == b"Hello, World!"),
         ("GET /1m", get("/1m"), lambda b: len(b) == MIB),
@@ -296,7 +361,9 @@ def verify_server(origin: str) -> None:
             sock.sendall(req)
             status, headers, body = _read_response(sock, pending)
             if status != 200 or not ok(body):
-                raise SystemExit(f"server check failed: {name}: status {status}, {len(body)} body bytes")
+                raise SystemExit(
+                    f"server check failed: {name}: status {status}, {len(body)} body bytes"
+                )
             if headers.get("connection", "").lower() == "close":
                 raise SystemExit(f"server check failed: {name} closed the keep-alive connection")
         # Pipelined: the server must answer both, in order.
@@ -308,6 +375,7 @@ def verify_server(origin: str) -> None:
 
 
 # ------------------------------------------------------------- measurements
+
 
 @dataclass
 class Result:
@@ -338,15 +406,34 @@ class Result:
         return self.cpu / self.requests * 1e6
 
 
-def run_client(workload: str, client: str, loop: str, run: int, origin: str,
-               duration: float, warmup: float) -> Result:
+def run_client(
+    workload: str, client: str, loop: str, run: int, origin: str, duration: float, warmup: float
+) -> Result:
     res = Result(workload, client, loop, run)
-    cmd = [sys.executable, str(CLIENT_RUN), "--client", client, "--loop", loop,
-           "--workload", workload, "--url", origin, "--duration", str(duration),
-           "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        str(CLIENT_RUN),
+        "--client",
+        client,
+        "--loop",
+        loop,
+        "--workload",
+        workload,
+        "--url",
+        origin,
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=warmup + duration + 90)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=warmup + duration + 90,
+            preexec_fn=pinned("client"),
+        )
     except subprocess.TimeoutExpired:
         res.failed = "timed out"
         return res
@@ -393,8 +480,9 @@ def parse_wrk(out: str) -> tuple[int, float, float, int]:
     return requests, secs, nbytes, errors
 
 
-def run_wrk(workload: str, run: int, origin: str, duration: float, warmup: float,
-            lua_dir: Path) -> Result:
+def run_wrk(
+    workload: str, run: int, origin: str, duration: float, warmup: float, lua_dir: Path
+) -> Result:
     path, method, n, _ = WORKLOADS[workload]
     res = Result(workload, "wrk", "-", run)
     exe = find_exe(WRK)
@@ -409,10 +497,19 @@ def run_wrk(workload: str, run: int, origin: str, duration: float, warmup: float
     url = origin + path
     # wrk takes whole seconds only.
     if warmup > 0:
-        subprocess.run([*cmd, f"-d{max(1, round(warmup))}s", url], capture_output=True)
+        subprocess.run(
+            [*cmd, f"-d{max(1, round(warmup))}s", url],
+            capture_output=True,
+            preexec_fn=pinned("client"),
+        )
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([*cmd, f"-d{max(1, round(duration))}s", url],
-                          capture_output=True, text=True, timeout=duration + 120)
+    proc = subprocess.run(
+        [*cmd, f"-d{max(1, round(duration))}s", url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        preexec_fn=pinned("client"),
+    )
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         requests, secs, nbytes, errors = parse_wrk(proc.stdout)
@@ -431,6 +528,7 @@ def run_wrk(workload: str, run: int, origin: str, duration: float, warmup: float
 
 
 # ------------------------------------------------------------------ reports
+
 
 def fmt_rate(v: float | None) -> str:
     if v is None:
@@ -467,8 +565,19 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
         if any(r.failed and r.failed.startswith("unavailable") for r in rs) and not ok:
             continue  # listed once, above the tables
         if not ok:
-            rows.append(Row(client, loop, None, None, None, sum(r.errors for r in rs), 0, len(rs),
-                            note=f"failed: {rs[0].failed}"))
+            rows.append(
+                Row(
+                    client,
+                    loop,
+                    None,
+                    None,
+                    None,
+                    sum(r.errors for r in rs),
+                    0,
+                    len(rs),
+                    note=f"failed: {rs[0].failed}",
+                )
+            )
             continue
         rates = [r.rate for r in ok]
         cpus = [c for r in ok if (c := r.cpu_us_per_req) is not None]
@@ -478,34 +587,58 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
         note = f"first error: {first_err}" if first_err and sum(r.errors for r in ok) else ""
         if len(ok) < len(rs):
             note = (note + "; " if note else "") + f"{len(rs) - len(ok)} run(s) failed"
-        rows.append(Row(client, loop, med, statistics.median(cpus) if cpus else None, spread,
-                        sum(r.errors for r in rs), len(ok), len(rs), note))
+        rows.append(
+            Row(
+                client,
+                loop,
+                med,
+                statistics.median(cpus) if cpus else None,
+                spread,
+                sum(r.errors for r in rs),
+                len(ok),
+                len(rs),
+                note,
+            )
+        )
     return rows
 
 
-def build_tables(results: list[Result], workloads: list[str], order: list[tuple[str, str]],
-                 baseline: str) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+def build_tables(
+    results: list[Result], workloads: list[str], order: list[tuple[str, str]], baseline: str
+) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
     """-> [(title, header, rows, notes)] per workload."""
     tables = []
     for wl in workloads:
         rows = summarize(results, wl, order)
         base = {r.loop: r for r in rows if r.client == baseline}
         unit = "MiB/s" if wl == "big" else "req/s"
-        header = ["client", "loop", unit, "CPU µs/req", f"{unit} vs {baseline}",
-                  f"CPU vs {baseline}", "range", "errors"]
+        header = [
+            "client",
+            "loop",
+            unit,
+            "CPU µs/req",
+            f"{unit} vs {baseline}",
+            f"CPU vs {baseline}",
+            "range",
+            "errors",
+        ]
         body, notes = [], []
         for r in rows:
             b = base.get(r.loop)
             is_wrk = r.client == "wrk"
             cpu = fmt_rate(r.cpu_us) if r.cpu_us is not None else "—"
-            body.append([
-                r.client, r.loop, fmt_rate(r.rate),
-                f"({cpu})" if is_wrk and r.cpu_us is not None else cpu,
-                "n/a" if is_wrk else fmt_ratio(r.rate, b.rate if b else None),
-                "n/a" if is_wrk else fmt_ratio(r.cpu_us, b.cpu_us if b else None),
-                f"±{r.spread / 2:.0f}%" if r.spread is not None else "—",
-                str(r.errors),
-            ])
+            body.append(
+                [
+                    r.client,
+                    r.loop,
+                    fmt_rate(r.rate),
+                    f"({cpu})" if is_wrk and r.cpu_us is not None else cpu,
+                    "n/a" if is_wrk else fmt_ratio(r.rate, b.rate if b else None),
+                    "n/a" if is_wrk else fmt_ratio(r.cpu_us, b.cpu_us if b else None),
+                    f"±{r.spread / 2:.0f}%" if r.spread is not None else "—",
+                    str(r.errors),
+                ]
+            )
             if r.note:
                 notes.append(f"{r.client}/{r.loop}: {r.note}")
         tables.append((f"{wl}: {WORKLOAD_TITLES[wl]}", header, body, notes))
@@ -513,17 +646,23 @@ def build_tables(results: list[Result], workloads: list[str], order: list[tuple[
 
 
 def render_text(tables) -> str:
+    def line(cells: list[str], widths: list[int]) -> str:
+        # Two left-aligned name columns, then right-aligned numbers.
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     out = []
     for title, header, rows, notes in tables:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-                  for i, h in enumerate(header)]
+        widths = [
+            max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+            for i, h in enumerate(header)
+        ]
         out.append(f"\n== {title}")
-        out.append("  ".join(h.ljust(w) if i < 2 else h.rjust(w)
-                             for i, (h, w) in enumerate(zip(header, widths))))
+        out.append(line(header, widths))
         out.append("  ".join("-" * w for w in widths))
-        for r in rows:
-            out.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(r, widths))))
+        out.extend(line(r, widths) for r in rows)
         out.extend(f"  note: {n}" for n in notes)
     return "\n".join(out)
 
@@ -550,8 +689,12 @@ def machine_info() -> dict[str, str]:
                 break
     except OSError:
         pass
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "os": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def tool_version(exe: str | None, *args: str) -> str:
@@ -564,27 +707,46 @@ def tool_version(exe: str | None, *args: str) -> str:
 
 # --------------------------------------------------------------------- main
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="undipy benchmark harness",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__)
-    ap.add_argument("--runs", type=int, default=3, help="repeats per measurement (median) [3]")
-    ap.add_argument("--duration", type=float, default=5.0, help="timed seconds per measurement [5]")
-    ap.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before it [1]")
-    ap.add_argument("--quick", action="store_true", help="1 run, 2 s each, 0.5 s warm-up")
+    ap = argparse.ArgumentParser(
+        description="undipy benchmark harness",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    ap.add_argument("--runs", type=int, help="repeats per measurement (median) [3]")
+    ap.add_argument("--duration", type=float, help="timed seconds per measurement [5]")
+    ap.add_argument("--warmup", type=float, help="untimed seconds before it [1]")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="defaults become 1 run, 2 s, 0.5 s warm-up (explicit flags still win)",
+    )
+    ap.add_argument(
+        "--pin",
+        choices=["none", "split", "same"],
+        default="none",
+        help="CPU affinity: none [default]; split = server on CPU 0, clients and "
+        "wrk on the other CPUs; same = everything on CPU 0",
+    )
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="[%(default)s]")
     ap.add_argument("--clients", default=",".join(CLIENTS), help="[%(default)s]")
     ap.add_argument("--loops", default=",".join(LOOPS), help="[%(default)s]")
-    ap.add_argument("--baseline", default="undipy-request",
-                    help="client the ratio columns compare to [%(default)s]")
+    ap.add_argument(
+        "--baseline",
+        default="undipy-request",
+        help="client the ratio columns compare to [%(default)s]",
+    )
     ap.add_argument("--no-wrk", action="store_true", help="skip the wrk rows")
     ap.add_argument("--url", help="benchmark this server (http://127.0.0.1:PORT) instead of nginx")
     ap.add_argument("--no-install", action="store_true", help="never run apt-get or pip")
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     ap.add_argument("--json", metavar="FILE", help="also write every single run as JSON")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.runs, args.duration, args.warmup = 1, 2.0, 0.5
+    defaults = (1, 2.0, 0.5) if args.quick else (3, 5.0, 1.0)
+    for name, default in zip(("runs", "duration", "warmup"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
     def split(value: str, allowed: list[str], what: str) -> list[str]:
         items = [x.strip() for x in value.split(",") if x.strip()]
@@ -603,16 +765,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
+    set_pin(args.pin)
     use_wrk = not args.no_wrk
 
     # 1. Tools and libraries.
     if not args.no_install:
         ensure_system_tools(need_nginx=not args.url, need_wrk=use_wrk)
-        mods = [CLIENT_MODULES[c] for c in args.clients] + (["uvloop"] if "uvloop" in args.loops else [])
+        mods = [CLIENT_MODULES[c] for c in args.clients] + (
+            ["uvloop"] if "uvloop" in args.loops else []
+        )
         ensure_python_packages(sorted(set(mods)))
-    versions = json.loads(subprocess.run([sys.executable, str(CLIENT_RUN), "--versions"],
-                                         capture_output=True, text=True, check=True).stdout)
+    versions = json.loads(
+        subprocess.run(
+            [sys.executable, str(CLIENT_RUN), "--versions"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     unavailable = {}
     for c in args.clients:
         v = versions.get(CLIENT_MODULES[c], "")
@@ -641,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             nginx = Nginx()
             origin = nginx.start()
-            server = f"nginx {nginx.version()} (1 worker) at {origin}"
+            server = f"{nginx.version()} (1 worker) at {origin}"
         log(f"server: {server}")
         verify_server(origin)
         log("server check: /small, /1m, /echo (twice), pipelined — ok")
@@ -668,9 +839,11 @@ def main(argv: list[str] | None = None) -> int:
                 what = f"FAILED {r.failed}"
             else:
                 cpu = r.cpu_us_per_req
-                what = (f"{fmt_rate(r.rate)} {'MiB/s' if wl == 'big' else 'req/s'}, "
-                        f"{fmt_rate(cpu) if cpu is not None else '—'} µs CPU/req"
-                        + (f", {r.errors} errors" if r.errors else ""))
+                what = (
+                    f"{fmt_rate(r.rate)} {'MiB/s' if wl == 'big' else 'req/s'}, "
+                    f"{fmt_rate(cpu) if cpu is not None else '—'} µs CPU/req"
+                    + (f", {r.errors} errors" if r.errors else "")
+                )
             eta = (time.monotonic() - t_start) / i * (len(plan) - i)
             log(f"[{i}/{len(plan)} eta {eta:.0f}s] run {run} {wl:4} {client:15} {loop:7} {what}")
     finally:
@@ -681,25 +854,39 @@ def main(argv: list[str] | None = None) -> int:
     # 4. Report.
     order = ([("wrk", "-")] if use_wrk else []) + [(c, lp) for lp in loops for c in clients]
     tables = build_tables(results, args.workloads, order, args.baseline)
-    settings = (f"{args.runs} run(s) per cell (median shown), {args.duration:g} s timed after "
-                f"{args.warmup:g} s warm-up, each in a fresh process")
+    settings = (
+        f"{args.runs} run(s) per cell (median shown), {args.duration:g} s timed after "
+        f"{args.warmup:g} s warm-up, each in a fresh process"
+    )
+    if args.pin != "none":
+        settings += (
+            f"; pinned ({args.pin}): server on CPUs {sorted(PIN['server'] or [])}, "
+            f"clients on {sorted(PIN['client'] or [])}"
+        )
     print(f"\nundipy benchmarks — {settings}; server: {server}")
     if unavailable:
-        print("unavailable: " + "; ".join(f"{k} ({v.removeprefix('unavailable: ')})"
-                                          for k, v in unavailable.items()))
+        print(
+            "unavailable: "
+            + "; ".join(f"{k} ({v.removeprefix('unavailable: ')})" for k, v in unavailable.items())
+        )
     print(render_text(tables))
-    print("\nCPU µs/req: user+sys of the whole client process (all threads) over the timed "
-          "window / requests; wrk's in parentheses (C, one thread, not comparable). "
-          "range: half the max-min spread over runs, in % of the median.")
+    print(
+        "\nCPU µs/req: user+sys of the whole client process (all threads) over the timed "
+        "window / requests; wrk's in parentheses (C, one thread, not comparable). "
+        "range: half the max-min spread over runs, in % of the median."
+    )
 
     if args.markdown or args.json:
         mi = machine_info()
-        vers = {m: versions.get(m, "?") for m in
-                dict.fromkeys([CLIENT_MODULES[c] for c in args.clients] + ["uvloop"])}
+        vers = {
+            m: versions.get(m, "?")
+            for m in dict.fromkeys([CLIENT_MODULES[c] for c in args.clients] + ["uvloop"])
+        }
         cmdline = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     if args.markdown:
         md = [
-            "# undipy benchmarks", "",
+            "# undipy benchmarks",
+            "",
             f"- command: `{cmdline}`",
             f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
             f"- machine: {mi['nproc']} cores ({mi['cpu']}), {mi['os']}, Python {mi['python']}",
@@ -709,21 +896,39 @@ def main(argv: list[str] | None = None) -> int:
             f"- settings: {settings}",
         ]
         if unavailable:
-            md.append("- unavailable: " + "; ".join(f"{k} ({v.removeprefix('unavailable: ')})"
-                                                    for k, v in unavailable.items()))
+            md.append(
+                "- unavailable: "
+                + "; ".join(
+                    f"{k} ({v.removeprefix('unavailable: ')})" for k, v in unavailable.items()
+                )
+            )
         md.append(render_markdown(tables))
-        md += ["", "CPU µs/req: user+sys CPU of the whole client process (all threads) during "
-               "the timed window, per request; for wrk (in parentheses) wrk's own CPU, "
-               "not comparable. Ratios compare to "
-               f"{args.baseline} on the same loop (req/s: higher is better; CPU: lower is "
-               "better). range: half the max-min spread of the runs, in % of the median.", ""]
+        md += [
+            "",
+            "CPU µs/req: user+sys CPU of the whole client process (all threads) during "
+            "the timed window, per request; for wrk (in parentheses) wrk's own CPU, "
+            "not comparable. Ratios compare to "
+            f"{args.baseline} on the same loop (req/s: higher is better; CPU: lower is "
+            "better). range: half the max-min spread of the runs, in % of the median.",
+            "",
+        ]
         Path(args.markdown).write_text("\n".join(md))
         log(f"wrote {args.markdown}")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "command": cmdline, "date": started.isoformat(), "machine": mi, "server": server,
-            "versions": vers, "unavailable": unavailable,
-            "runs": [r.__dict__ for r in results]}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "command": cmdline,
+                    "date": started.isoformat(),
+                    "machine": mi,
+                    "server": server,
+                    "versions": vers,
+                    "unavailable": unavailable,
+                    "runs": [r.__dict__ for r in results],
+                },
+                indent=1,
+            )
+        )
         log(f"wrote {args.json}")
     return 0
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from packaging.version import Version
-from servers import HttpServer, RawServer, Script
+from servers import HttpServer, RawServer, Script, raise_errors
 
 DEFAULT_TEST_TIMEOUT = 30.0
 """Seconds per test unless --timeout, PYTEST_TIMEOUT, the ini option or a marker says so."""
@@ -123,13 +123,12 @@ async def raw_server() -> AsyncIterator[RawServerFactory]:
         return await srv.start()
 
     yield make
-    errors: list[Exception] = []
+    errors: list[BaseException] = []
     for srv in reversed(made):
         try:
             await srv.stop()
-        except Exception as exc:
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
             errors.append(exc)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ExceptionGroup("RawServer scripts failed", errors)
+    raise_errors(errors, "RawServers")

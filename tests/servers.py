@@ -42,6 +42,7 @@ __all__ = [
     "Script",
     "chunked",
     "hello_script",
+    "raise_errors",
     "response",
 ]
 
@@ -332,11 +333,17 @@ async def _close_writer(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
 
 
-def _raise_errors(errors: list[Exception], what: str) -> None:
+_PASS_THROUGH = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
+"""Never recorded as a handler/script failure. Anything else is, including pytest's
+outcome exceptions (``pytest.fail``, a failed ``pytest.raises``), which are BaseExceptions."""
+
+
+def raise_errors(errors: Sequence[BaseException], what: str) -> None:
+    """Raise the one failure as itself, several as an exception group, none: nothing."""
     if len(errors) == 1:
         raise errors[0]
     if errors:
-        raise ExceptionGroup(f"{len(errors)} {what} failed", errors)
+        raise BaseExceptionGroup(f"{len(errors)} {what} failed", list(errors))
 
 
 class _BaseServer:
@@ -344,7 +351,9 @@ class _BaseServer:
 
     _what_fails = "connection handlers"
 
-    def __init__(self, *, host: str = "127.0.0.1", unix_path: str | os.PathLike[str] | None = None):
+    def __init__(
+        self, *, host: str = "127.0.0.1", unix_path: str | os.PathLike[str] | None = None
+    ) -> None:
         self.host = host
         self.unix_path = os.fspath(unix_path) if unix_path is not None else None
         self.port = 0
@@ -355,7 +364,7 @@ class _BaseServer:
         """Connections currently open (server side)."""
         self.closed = 0
         """Connections the server has finished with and closed."""
-        self.errors: list[Exception] = []
+        self.errors: list[BaseException] = []
         """Handler/script failures, re-raised by ``stop()``."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -388,7 +397,12 @@ class _BaseServer:
         return self
 
     async def stop(self) -> None:
-        """Close everything within bounded time, then raise handler/script failures."""
+        """Close everything within bounded time, then raise handler/script failures.
+
+        Only the first call does anything, so a server stopped by a test can also be
+        stopped by its fixture."""
+        if self._stopping:
+            return
         self._stopping = True
         if self._server is not None:
             self._server.close()
@@ -407,7 +421,7 @@ class _BaseServer:
         if self.unix_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.unix_path)
-        _raise_errors(self.errors, self._what_fails)
+        raise_errors(self.errors, self._what_fails)
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -424,24 +438,31 @@ class _BaseServer:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+    async def _wait_until(
+        self, ready: Callable[[], bool], timeout: float, what: Callable[[], str]
+    ) -> None:
+        """Wait for ``ready()``, re-checked whenever the server's state changes."""
         try:
             async with asyncio.timeout(timeout):
                 while not ready():
                     await self._changed.wait()
         except TimeoutError:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}") from None
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what()}") from None
 
     async def wait_connections(self, n: int, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until at least ``n`` connections were accepted (TimeoutError otherwise)."""
         await self._wait_until(
-            lambda: self.connections >= n, timeout, f"{n} connections (have {self.connections})"
+            lambda: self.connections >= n,
+            timeout,
+            lambda: f"{n} connections (have {self.connections})",
         )
 
     async def wait_closed(self, n: int, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until at least ``n`` connections were closed by the server side."""
         await self._wait_until(
-            lambda: self.closed >= n, timeout, f"{n} closed connections (have {self.closed})"
+            lambda: self.closed >= n,
+            timeout,
+            lambda: f"{n} closed connections (have {self.closed})",
         )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -461,7 +482,9 @@ class _BaseServer:
                 try:
                     _set_nodelay(writer)
                     await self._serve(index, reader, writer)
-                except Exception as exc:
+                except _PASS_THROUGH:
+                    raise
+                except BaseException as exc:
                     self.errors.append(exc)
                 if not self._stopping:
                     await _close_writer(writer)
@@ -536,11 +559,33 @@ async def _hello(req: Request) -> Response:
     return Response(body=b"hello")
 
 
-def _client_keeps_alive(req: Request) -> bool:
-    tokens = {t.strip().lower() for v in req.header_all("connection") for t in v.split(",")}
-    if "close" in tokens:
+def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    values = [v for n, v in headers if n.lower() == "connection"]
+    return {t.strip().lower() for v in values for t in v.split(",")}
+
+
+def _keeps_alive(req: Request, resp: Response) -> bool:
+    """Whether the connection stays open after ``resp`` (RFC 9112 §9.3)."""
+    tokens = _connection_tokens(req.headers)
+    if resp.close or "close" in tokens or "close" in _connection_tokens(resp.headers or []):
         return False
     return req.version == "HTTP/1.1" or "keep-alive" in tokens
+
+
+async def _lingering_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then discard what the client still sends until it closes (bounded).
+
+    Closing a socket with unread input makes the kernel send RST, which can destroy the
+    response at the client before it is read (e.g. pipelined requests behind a
+    ``Connection: close``); real servers linger for the same reason.
+    """
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(_CLEANUP_TIMEOUT):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            while await reader.read(_READ_SIZE):
+                pass
 
 
 def _encode_response(req: Request, resp: Response, keep_alive: bool) -> bytes:
@@ -623,7 +668,9 @@ class HttpServer(_BaseServer):
     async def wait_requests(self, n: int, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until at least ``n`` requests were received (TimeoutError otherwise)."""
         await self._wait_until(
-            lambda: len(self.requests) >= n, timeout, f"{n} requests (have {len(self.requests)})"
+            lambda: len(self.requests) >= n,
+            timeout,
+            lambda: f"{n} requests (have {len(self.requests)})",
         )
 
     async def _next_message(self, source: _StreamSource) -> _Message | None:
@@ -633,9 +680,13 @@ class HttpServer(_BaseServer):
                 async with asyncio.timeout(self.idle_timeout):
                     if not await source.wait_readable():
                         return None
-            return await _read_message(source, self.max_request_size)
+            msg = await _read_message(source, self.max_request_size)
         except (_CleanEOF, TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             return None
+        hosts = [v for n, v in msg.headers if n.lower() == "host"]
+        if len(hosts) > 1 or (msg.version == "HTTP/1.1" and not hosts):  # RFC 9112 §3.2
+            raise HttpProtocolError(f"a request needs exactly one Host header, got {hosts}")
+        return msg
 
     async def _serve(
         self, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -648,6 +699,7 @@ class HttpServer(_BaseServer):
                 self.protocol_errors.append(str(exc))
                 body = f"{exc}\n".encode()
                 writer.write(response(400, body, [("Connection", "close")]))
+                await _lingering_close(reader, writer)
                 return
             if msg is None:
                 return
@@ -667,19 +719,23 @@ class HttpServer(_BaseServer):
             self._notify()
             try:
                 resp = await self._handler_for(req)(req)
-            except Exception as exc:
+            except _PASS_THROUGH:
+                raise
+            except BaseException as exc:
                 self.errors.append(exc)
                 writer.write(response(500, b"handler failed\n", [("Connection", "close")]))
+                await _lingering_close(reader, writer)
                 return
             if resp is None:
                 return  # the handler owned the connection; it is closed once it returns
-            keep_alive = not resp.close and _client_keeps_alive(req)
+            keep_alive = _keeps_alive(req, resp)
             writer.write(_encode_response(req, resp, keep_alive))
+            if not keep_alive:
+                await _lingering_close(reader, writer)
+                return
             try:
                 await writer.drain()
             except ConnectionError:
-                return
-            if not keep_alive:
                 return
 
 
@@ -866,6 +922,12 @@ class RawConn:
             if i and delay:
                 await asyncio.sleep(delay)
             await self.send(piece)
+
+    async def shutdown_write(self) -> None:
+        """Half-close: send FIN after pending writes but keep reading from the client."""
+        await self.writer.drain()
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
 
     async def close(self) -> None:
         """Close gracefully (FIN after pending writes), recording bytes already received."""

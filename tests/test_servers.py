@@ -211,15 +211,29 @@ async def test_connection_close_honoured(http_server: HttpServer) -> None:
     assert http_server.open_connections == 0
 
 
+async def test_pipelined_request_after_close_is_not_answered(http_server: HttpServer) -> None:
+    async with connection(http_server) as (reader, writer):
+        await send(writer, get("/first", "Connection: close") + get("/second"))
+        assert (await read_response(reader))[2] == b"hello"
+        assert await read_eof(reader) == b""  # a FIN, not a reset, despite the unread request
+    await http_server.wait_closed(1)
+    assert [r.path for r in http_server.requests] == ["/first"]
+
+
 async def test_response_close_and_http10(http_server: HttpServer) -> None:
     async def closing(req: Request) -> Response:
         return Response(body=b"bye", close=True)
 
+    async def says_close(req: Request) -> Response:
+        return Response(headers=[("connection", "Close")])
+
     http_server.route("/bye", closing)
-    async with connection(http_server) as (reader, writer):
-        await send(writer, get("/bye"))
-        assert (await read_response(reader))[1]["connection"] == "close"
-        assert await read_eof(reader) == b""
+    http_server.route("/says", says_close)
+    for path in ("/bye", "/says"):
+        async with connection(http_server) as (reader, writer):
+            await send(writer, get(path))
+            assert (await read_response(reader))[1]["connection"].lower() == "close"
+            assert await read_eof(reader) == b""
     async with connection(http_server) as (reader, writer):
         await send(writer, b"GET / HTTP/1.0\r\n\r\n")
         assert (await read_response(reader))[1]["connection"] == "close"
@@ -293,6 +307,8 @@ async def test_route_prefix_and_override(http_server: HttpServer) -> None:
         b"GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
         b"GET  / HTTP/1.1\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: y\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
     ],
     ids=[
         "cl+te",
@@ -306,6 +322,8 @@ async def test_route_prefix_and_override(http_server: HttpServer) -> None:
         "obs-fold",
         "double-space",
         "http2",
+        "missing-host",
+        "two-hosts",
     ],
 )
 async def test_malformed_framing_gets_400_and_close(http_server: HttpServer, wire: bytes) -> None:
@@ -553,6 +571,23 @@ async def test_close_sends_fin_after_pending_data(raw_server: RawServerFactory) 
         assert await read_eof(reader) == b"partial"
 
 
+async def test_shutdown_write_keeps_reading(raw_server: RawServerFactory) -> None:
+    got: list[object] = []
+
+    async def script(conn: RawConn) -> None:
+        await conn.send(b"bye")
+        await conn.shutdown_write()
+        got.append(await conn.wait_closed_by_peer())
+        got.append(await conn.read_available(0))
+
+    srv = await raw_server(script)
+    async with connection(srv) as (reader, writer):
+        assert await read_eof(reader) == b"bye"
+        await send(writer, b"after fin")
+    await srv.wait_closed(1)
+    assert got == [True, b"after fin"]
+
+
 async def test_client_reset_reads_as_eof(raw_server: RawServerFactory) -> None:
     flags: list[bool] = []
 
@@ -608,6 +643,19 @@ async def test_script_exception_propagates() -> None:
             await send(writer, get("/"))
             assert await read_eof(reader) == b""  # a failed script closes its connection
             await srv.wait_closed(1)
+
+
+async def test_pytest_outcome_in_script_propagates() -> None:
+    async def script(conn: RawConn) -> None:
+        pytest.fail("failed inside the script")
+
+    async with RawServer(script) as srv:
+        async with connection(srv) as (reader, _):
+            await read_eof(reader)
+        await srv.wait_closed(1)
+        errors = srv.errors
+        srv.errors = []  # keep stop() from failing this test
+    assert len(errors) == 1 and "failed inside the script" in str(errors[0])
 
 
 async def test_several_script_failures_are_grouped() -> None:

@@ -28,7 +28,7 @@ const MAX_IOVECS: usize = 64;
 
 /// Connects, then drives the connection until it ends.
 pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
-    let io = match connect(&pool.cfg).await {
+    let io = match connect_unless_destroyed(&pool, &notify).await {
         Ok(io) => io,
         Err(err) => return connect_failed(&pool, id, err),
     };
@@ -54,6 +54,22 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
     conn.finish(err);
 }
 
+/// Connects, giving up early if the dispatcher is destroyed meanwhile.
+async fn connect_unless_destroyed(pool: &Pool, notify: &Notify) -> Result<Io, Error> {
+    let attempt = connect(&pool.cfg);
+    tokio::pin!(attempt);
+    loop {
+        tokio::select! {
+            r = &mut attempt => return r,
+            () = notify.notified() => {
+                if let Some(e) = pool.lock().destroyed.clone() {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// A connect error fails every request waiting for this dispatcher.
 fn connect_failed(pool: &Arc<Pool>, id: u64, err: Error) {
     let mut st = pool.lock();
@@ -63,7 +79,9 @@ fn connect_failed(pool: &Arc<Pool>, id: u64, err: Error) {
     }
     failed.extend(st.pending.drain(..));
     st.conns.retain(|c| c.id != id);
-    pool.emit(&st, Event::ConnectionError(err.clone()));
+    if st.destroyed.is_none() {
+        pool.emit(&st, Event::ConnectionError(err.clone()));
+    }
     fail_all(failed, &err);
     pool.maybe_drain(&mut st);
     pool.maybe_closed(&mut st);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds undipy and runs every test: Rust format, lints and unit tests,
+# the Python lints and type check, then pytest against loopback servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build outside the clone so a fresh clone reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/undipy/target}"
+PY="${PYTHON:-python3}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+"$PY" -m pip install -q --disable-pip-version-check \
+  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.0" pytest-timeout uvloop ruff mypy websockets
+
+step "cargo fmt"
+cargo fmt --check
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+step "cargo test"
+cargo test -q
+
+step "build and install the wheel"
+wheels="$(mktemp -d)"
+maturin build -q --profile ci --out "$wheels"
+"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+rm -rf "$wheels"
+
+step "ruff"
+ruff check python tests benches
+step "mypy --strict"
+mypy --strict python/undipy
+
+step "pytest"
+cd tests
+"$PY" -m pytest -q -p no:cacheprovider "$@"
