@@ -12,7 +12,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "tools"
 "$PY" -m pip install -q --disable-pip-version-check \
-  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.0" pytest-timeout uvloop ruff mypy websockets
+  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets
 
 step "cargo fmt"
 cargo fmt --check

@@ -778,9 +778,9 @@ class _PeekSource:
 class RawConn:
     """One accepted connection as seen by a ``RawServer`` script.
 
-    Reads are on demand (unread bytes stay in the kernel, so the client feels real
-    backpressure) and every read is bounded by a timeout. A reset by the client reads as
-    EOF and sets ``reset_by_peer``.
+    Reads are on demand (past asyncio's ~128 KiB stream buffer, unread bytes stay in the
+    kernel, so a client sending more feels real backpressure) and every read is bounded
+    by a timeout. A reset by the client reads as EOF and sets ``reset_by_peer``.
     """
 
     def __init__(

@@ -213,9 +213,10 @@ async def test_connection_close_honoured(http_server: HttpServer) -> None:
 
 async def test_pipelined_request_after_close_is_not_answered(http_server: HttpServer) -> None:
     async with connection(http_server) as (reader, writer):
-        await send(writer, get("/first", "Connection: close") + get("/second"))
+        # more than the server's stream buffers: closing with it unread would send RST
+        writer.write(get("/first", "Connection: close") + get("/second") * 20000)
         assert (await read_response(reader))[2] == b"hello"
-        assert await read_eof(reader) == b""  # a FIN, not a reset, despite the unread request
+        assert await read_eof(reader) == b""  # a FIN, not a reset
     await http_server.wait_closed(1)
     assert [r.path for r in http_server.requests] == ["/first"]
 
