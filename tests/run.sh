@@ -33,5 +33,4 @@ step "mypy --strict"
 mypy --strict python/undipy
 
 step "pytest"
-cd tests
 "$PY" -m pytest -q -p no:cacheprovider "$@"
