@@ -300,11 +300,18 @@ async def measure(client: str, origin: str, workload: str, warmup: float, durati
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     r1, b1, e1 = stats.requests, stats.bytes, stats.errors
 
+    # Shutting down is not measured, but a client that hangs or fails here
+    # is reported (the numbers above are kept).
     stats.stop = True
+    shutdown_error = None
     try:
         await asyncio.wait_for(stopped, timeout=30)
-    finally:
+    except TimeoutError:
+        shutdown_error = "requests still outstanding 30 s after the window ended"
+    try:
         await asyncio.wait_for(close(), timeout=30)
+    except Exception as exc:  # noqa: BLE001
+        shutdown_error = shutdown_error or f"close() failed: {_describe(exc)}"
 
     user = ru1.ru_utime - ru0.ru_utime
     sys_ = ru1.ru_stime - ru0.ru_stime
@@ -319,6 +326,7 @@ async def measure(client: str, origin: str, workload: str, warmup: float, durati
         "errors_total": stats.errors,
         "first_error": stats.first_error,
         "maxrss_kib": ru1.ru_maxrss,
+        "shutdown_error": shutdown_error,
     }
 
 

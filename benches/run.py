@@ -448,9 +448,12 @@ def run_client(
         return res
     res.requests, res.bytes, res.wall = data["requests"], data["bytes"], data["wall"]
     res.cpu, res.errors, res.first_error = data["cpu"], data["errors"], data["first_error"]
-    res.extra = {k: data[k] for k in ("cpu_user", "cpu_sys", "maxrss_kib", "errors_total")}
+    res.extra = {
+        k: data[k] for k in ("cpu_user", "cpu_sys", "maxrss_kib", "errors_total", "shutdown_error")
+    }
     if res.requests == 0:
-        res.failed = f"no request completed ({res.first_error})"
+        why = res.first_error or data.get("shutdown_error") or "no error reported"
+        res.failed = f"no request completed ({why})"
     return res
 
 
@@ -585,6 +588,9 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
         spread = (max(rates) - min(rates)) / med * 100 if med and len(rates) > 1 else None
         first_err = next((r.first_error for r in ok if r.first_error), None)
         note = f"first error: {first_err}" if first_err and sum(r.errors for r in ok) else ""
+        shutdown = next((e for r in ok if (e := r.extra.get("shutdown_error"))), None)
+        if shutdown:
+            note = (note + "; " if note else "") + f"at shutdown: {shutdown}"
         if len(ok) < len(rs):
             note = (note + "; " if note else "") + f"{len(rs) - len(ok)} run(s) failed"
         rows.append(

@@ -167,6 +167,30 @@ pub struct LoopBridge {
     next: AtomicU64,
     #[pyo3(get)]
     r#loop: Py<PyAny>,
+    /// How many drains ran and how many events they delivered (for measuring batching).
+    #[pyo3(get)]
+    drains: AtomicU64Get,
+    #[pyo3(get)]
+    events: AtomicU64Get,
+}
+
+/// A counter readable from Python.
+#[derive(Default)]
+pub struct AtomicU64Get(AtomicU64);
+
+impl AtomicU64Get {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl<'py> IntoPyObject<'py> for &AtomicU64Get {
+    type Target = pyo3::types::PyInt;
+    type Output = Bound<'py, Self::Target>;
+    type Error = std::convert::Infallible;
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        self.0.load(Ordering::Relaxed).into_pyobject(py)
+    }
 }
 
 #[pymethods]
@@ -178,6 +202,8 @@ impl LoopBridge {
             targets: Mutex::new(Targets::default()),
             next: AtomicU64::new(1),
             r#loop,
+            drains: AtomicU64Get::default(),
+            events: AtomicU64Get::default(),
         })
     }
 
@@ -200,6 +226,8 @@ impl LoopBridge {
         let me = slf.clone().unbind();
         let me = &me;
         let (events, more) = this.queue.take(DRAIN_BATCH);
+        this.drains.add(1);
+        this.events.add(events.len() as u64);
         for (token, event) in events {
             this.deliver(py, me, token, event);
         }

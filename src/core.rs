@@ -151,7 +151,7 @@ impl Core {
         if ctl.is_aborted() {
             return Ok(true);
         }
-        Ok(self.submit(bridge, token, req))
+        Ok(self.submit(bridge, token, req, true))
     }
 
     /// `request()`'s engine half: `future` gets the `ResponseData`. Returns
@@ -172,7 +172,8 @@ impl Core {
             extras,
         };
         let (req, control, token) = self.build(py, bridge, parsed, kind)?;
-        self.submit(bridge, token, req);
+        // request() never looks at "busy": no drain event for it.
+        self.submit(bridge, token, req, false);
         Ok(control)
     }
 
@@ -264,8 +265,8 @@ impl Core {
 
     /// Hands the request to the engine; a closed dispatcher fails it
     /// asynchronously, as undici does.
-    fn submit(&self, bridge: &Bound<'_, LoopBridge>, token: u64, req: Request) -> bool {
-        match self.pool.dispatch(req) {
+    fn submit(&self, bridge: &Bound<'_, LoopBridge>, token: u64, req: Request, wants_drain: bool) -> bool {
+        match self.pool.dispatch(req, wants_drain) {
             Ok(ok) => ok,
             Err((e, _req)) => {
                 bridge.get().push(token, Event::Error(e));

@@ -123,8 +123,9 @@ impl Pool {
         }
     }
 
-    /// Queues `req`. `Ok(false)` means busy: wait for `Event::Drain`.
-    pub fn dispatch(self: &Arc<Self>, req: Request) -> Result<bool, (Error, Request)> {
+    /// Queues `req`. `Ok(false)` means busy: if `wants_drain`, an
+    /// `Event::Drain` follows once it is not.
+    pub fn dispatch(self: &Arc<Self>, req: Request, wants_drain: bool) -> Result<bool, (Error, Request)> {
         let mut st = self.lock();
         if st.destroyed.is_some() {
             return Err((Error::ClientDestroyed, req));
@@ -135,7 +136,7 @@ impl Pool {
         st.pending.push_back(req);
         self.assign(&mut st);
         let busy = st.busy(self.cfg.connections);
-        if busy {
+        if busy && wants_drain {
             st.need_drain = true;
         }
         Ok(!busy)
