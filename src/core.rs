@@ -18,7 +18,7 @@ use crate::options::{self, Parsed};
 #[pyclass(frozen, module = "undipy._undipy")]
 pub struct Core {
     pool: Arc<Pool>,
-    pid: u32,
+    generation: u64,
     /// The dispatcher's Python object, weakly, for dispatcher events.
     owner: Mutex<Option<Py<PyAny>>>,
     /// The error given to `destroy`, kept for as long as this dispatcher lives.
@@ -97,7 +97,7 @@ impl Core {
         let rt = runtime::handle()?;
         Ok(Core {
             pool: Pool::new(cfg, rt),
-            pid: runtime::current_pid(),
+            generation: runtime::generation(),
             owner: Mutex::new(None),
             user_error: Mutex::new(None),
         })
@@ -225,10 +225,10 @@ impl Core {
 
 impl Core {
     fn check_fork(&self, py: Python<'_>) -> PyResult<()> {
-        if runtime::current_pid() != self.pid {
-            return Err(to_pyerr(
-                py,
-                &Error::ClientDestroyed,
+        if runtime::generation() != self.generation {
+            let _ = py;
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "this dispatcher was created before fork(): create a new one in the child",
             ));
         }
         Ok(())
