@@ -91,7 +91,8 @@ def main() -> None:
     if args.child:
         return child(args)
     print(
-        "| loop | concurrency | req/s | loop thread µs/req | io thread µs/req | wake-ups/req | events/wake-up |"
+        "| loop | concurrency | req/s | loop thread µs/req | io thread µs/req "
+        "| wake-ups/req | events/wake-up |"
     )
     print("|---|---|---|---|---|---|---|")
     for loop in ("asyncio", "uvloop"):

@@ -708,7 +708,7 @@ def tool_version(exe: str | None, *args: str) -> str:
         return "not installed"
     out = subprocess.run([exe, *args], capture_output=True, text=True)
     text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0] if text else "?"
+    return text[0].split(" Copyright")[0] if text else "?"
 
 
 # --------------------------------------------------------------------- main
@@ -832,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
                 for loop in loops:
                     for client in clients:
                         plan.append((run, wl, client, loop))
-        per = args.warmup + args.duration + 0.7
+        per = args.warmup + args.duration + 0.25
         log(f"{len(plan)} measurements, about {len(plan) * per / 60:.1f} min")
         t_start = time.monotonic()
         for i, (run, wl, client, loop) in enumerate(plan, 1):

@@ -23,6 +23,7 @@ use crate::convert::{header_dict, latin1, raw_list};
 use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink};
 use crate::errors::to_exception;
 use crate::options::RequestExtras;
+use crate::response::{Body, ResponseData};
 
 /// Most events delivered per drain before yielding to the loop.
 const DRAIN_BATCH: usize = 1024;
@@ -119,7 +120,7 @@ pub struct Target {
 #[derive(Default)]
 pub struct TargetState {
     /// `request()`: the response body, once the head arrived.
-    body: Option<Py<PyAny>>,
+    body: Option<Py<Body>>,
     /// A handler returned False: events wait here until `resume()`.
     paused: bool,
     backlog: VecDeque<Event>,
@@ -139,8 +140,6 @@ impl TargetState {
 }
 
 struct PyNames {
-    response_data: Py<PyAny>,
-    body: Py<PyAny>,
     reject_status: Py<PyAny>,
     start_body: Py<PyAny>,
 }
@@ -152,8 +151,6 @@ fn names(py: Python<'_>) -> PyResult<&'static PyNames> {
         let r = py.import("undipy._response")?;
         let b = py.import("undipy._request_body")?;
         Ok(PyNames {
-            response_data: r.getattr("ResponseData")?.unbind(),
-            body: r.getattr("Body")?.unbind(),
             reject_status: r.getattr("reject_with_status")?.unbind(),
             start_body: b.getattr("start")?.unbind(),
         })
@@ -327,7 +324,7 @@ impl LoopBridge {
             Kind::Request { future, .. } => {
                 let body = target.st.lock().body.take();
                 match body {
-                    Some(b) => b.bind(py).call_method1(intern!(py, "_error"), (exc,)).map(drop),
+                    Some(b) => b.get().fail(py, exc),
                     None => set_exception(py, future.bind(py), exc),
                 }
             }
@@ -461,7 +458,6 @@ impl LoopBridge {
         extras: &RequestExtras,
         event: Event,
     ) -> PyResult<()> {
-        let n = names(py)?;
         match event {
             Event::Info(head) => {
                 if let Some(cb) = &extras.on_info {
@@ -472,33 +468,28 @@ impl LoopBridge {
                 }
             }
             Event::Headers(head) => {
-                let control = self.control(py, me, token, target)?;
-                let body = n.body.bind(py).call1((control, py.None(), false))?;
-                target.st.lock().body = Some(body.clone().unbind());
-                self.resolve(py, future, extras, &head, body, PyDict::new(py))?;
+                let control = self.control(py, me, token, target)?.unbind();
+                let body = Body::new(py, self.r#loop.clone_ref(py), Some(control), None, PyDict::new(py));
+                let body = Py::new(py, body)?;
+                target.st.lock().body = Some(body.clone_ref(py));
+                self.resolve(py, future, extras, head, body)?;
             }
             Event::Full(head, data, trailers) => {
                 self.remove(token);
-                let body = n.body.bind(py).call1((py.None(), PyBytes::new(py, &data), true))?;
-                let trailers = header_dict(py, &trailers)?;
-                self.resolve(py, future, extras, &head, body, trailers)?;
+                let body = Body::new(py, self.r#loop.clone_ref(py), None, Some(data), header_dict(py, &trailers)?);
+                self.resolve(py, future, extras, head, Py::new(py, body)?)?;
             }
             Event::Data(b) => {
                 let body = target.st.lock().body.as_ref().map(|b| b.clone_ref(py));
                 if let Some(body) = body {
-                    let more = body.bind(py).call_method1(intern!(py, "_push"), (PyBytes::new(py, &b),))?;
-                    if more.is(&*pyo3::types::PyBool::new(py, false)) {
-                        if let Some(ctl) = &target.ctl {
-                            ctl.set_paused(true);
-                        }
-                    }
+                    body.get().push(py, b)?;
                 }
             }
             Event::Complete(trailers) => {
                 self.remove(token);
                 let body = target.st.lock().body.take();
                 if let Some(body) = body {
-                    body.bind(py).call_method1(intern!(py, "_end"), (header_dict(py, &trailers)?,))?;
+                    body.get().end(py, &trailers)?;
                 }
             }
             Event::Error(e) => {
@@ -506,9 +497,7 @@ impl LoopBridge {
                 let exc = self.error_value(py, target, &e)?;
                 let body = target.st.lock().body.take();
                 match body {
-                    Some(b) => {
-                        b.bind(py).call_method1(intern!(py, "_error"), (exc,))?;
-                    }
+                    Some(b) => b.get().fail(py, exc)?,
                     None => set_exception(py, future, exc)?,
                 }
             }
@@ -524,29 +513,21 @@ impl LoopBridge {
         py: Python<'_>,
         future: &Bound<'_, PyAny>,
         extras: &RequestExtras,
-        head: &Head,
-        body: Bound<'_, PyAny>,
-        trailers: Bound<'_, PyDict>,
+        head: Head,
+        body: Py<Body>,
     ) -> PyResult<()> {
-        let n = names(py)?;
         let opaque = extras.opaque.as_ref().map_or_else(|| py.None(), |o| o.clone_ref(py));
-        let rd = n.response_data.bind(py).call1((
-            head.status,
-            header_dict(py, &head.headers)?,
-            body,
-            trailers,
-            opaque,
-            latin1(py, &head.reason),
-        ))?;
-        if extras.throw_on_error && head.status >= 400 {
-            n.reject_status.bind(py).call1((future, rd))?;
+        let status = head.status;
+        let rd = Bound::new(py, ResponseData::new(head, body.clone_ref(py), opaque))?;
+        if extras.throw_on_error && status >= 400 {
+            names(py)?.reject_status.bind(py).call1((future, rd))?;
             return Ok(());
         }
         if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
             future.call_method1(intern!(py, "set_result"), (rd,))?;
         } else {
             // Nobody waits for it (the caller was cancelled): release the body.
-            rd.getattr(intern!(py, "body"))?.call_method0(intern!(py, "_discard"))?;
+            body.get().discard();
         }
         Ok(())
     }
@@ -626,6 +607,13 @@ impl Control {
     pub fn new(token: u64, ctl: Arc<RequestCtl>, bridge: Py<LoopBridge>) -> Control {
         Control { token, ctl, bridge }
     }
+
+    /// Aborts with the default error (used when a body is dropped or dumped).
+    pub fn abort_quietly(&self) {
+        if self.ctl.abort() {
+            self.bridge.get().push(self.token, Event::Error(Error::RequestAborted));
+        }
+    }
 }
 
 #[pymethods]
@@ -672,12 +660,12 @@ impl Control {
     }
 
     /// Stops reading the socket of this request (used by bodies).
-    fn pause(&self) {
+    pub fn pause(&self) {
         self.ctl.set_paused(true);
     }
 
     /// Resumes reading without touching handler state (used by bodies).
-    fn unpause(&self) {
+    pub fn unpause(&self) {
         self.ctl.set_paused(false);
     }
 

@@ -1,18 +1,35 @@
 //! undipy's native module: module wiring only.
 
+pub mod bench_server;
 mod bridge;
 mod convert;
 mod core;
 pub mod dispatcher;
 mod errors;
 mod options;
+mod response;
 
 use pyo3::prelude::*;
+
+/// Serves the built-in benchmark endpoints on an already bound, listening
+/// socket (given by fd) until the process ends. Used by `undipy bench`.
+#[pyfunction]
+fn serve_bench(py: Python<'_>, fd: i32) -> PyResult<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller hands over a listening socket it no longer uses.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    py.detach(|| bench_server::serve(listener))?;
+    Ok(())
+}
 
 #[pymodule(gil_used = true)]
 mod _undipy {
     #[pymodule_export]
+    use super::serve_bench;
+    #[pymodule_export]
     use crate::bridge::{Control, LoopBridge};
     #[pymodule_export]
     use crate::core::Core;
+    #[pymodule_export]
+    use crate::response::{Body, ResponseData};
 }

@@ -27,7 +27,7 @@ from .errors import (
     SocketError,
     UndiciError,
 )
-from ._response import Body, ResponseData
+from ._undipy import Body, ResponseData
 from .handler import DispatchHandler
 
 __all__ = [

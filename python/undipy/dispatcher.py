@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._bridge import bridge_for
-from ._response import ResponseData
+from ._undipy import ResponseData
 from ._undipy import Core, LoopBridge
 from .abort import AbortSignal
 from .errors import ClientDestroyedError, InvalidArgumentError, NotSupportedError

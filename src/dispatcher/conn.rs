@@ -21,8 +21,10 @@ use super::io::{connect, Io};
 use super::pool::{fail_all, Pool};
 use super::request::{Body, Request};
 
-/// Bytes asked of the kernel per read.
+/// Bytes asked of the kernel per read, and the most when a long body is
+/// known to follow (fewer reads and fewer events for big downloads).
 const READ_SIZE: usize = 64 * 1024;
+const MAX_READ_SIZE: usize = 1024 * 1024;
 /// Slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -227,6 +229,9 @@ impl Conn {
             if !self.running.is_empty() && !front.can_pipeline() {
                 break;
             }
+            if self.running.is_empty() && self.written_requests > 0 {
+                self.check_idle()?;
+            }
             let req = st.conns[idx].queue.pop_front().expect("queue is not empty");
             self.start(req, keep_alive);
         }
@@ -248,6 +253,19 @@ impl Conn {
         }
         pool.maybe_drain(&mut st);
         Ok(())
+    }
+
+    /// Before an idle kept-alive socket takes a request: bytes or EOF already
+    /// waiting mean the server closed it or sent something nobody asked for;
+    /// either way it must not carry the request (the response would be
+    /// matched to the wrong request). One non-blocking read, no timer.
+    fn check_idle(&mut self) -> Result<(), Error> {
+        match self.io.try_read_buf(&mut self.rbuf) {
+            Ok(0) => Err(Error::socket("other side closed")),
+            Ok(_) => Err(Error::socket("bad response")),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writing stops while a `blocking` request awaits its head or a
@@ -431,13 +449,23 @@ impl Conn {
         }
     }
 
+    /// How much to read next: up to the rest of a long Content-Length body.
+    fn read_size(&self) -> usize {
+        let remaining = match self.running.front().map(|r| &r.response) {
+            Some(Response::Body { decoder, .. }) => decoder.remaining().unwrap_or(0),
+            _ => 0,
+        };
+        (remaining as usize).clamp(READ_SIZE, MAX_READ_SIZE)
+    }
+
     fn read_paused(&self) -> bool {
         self.running.front().is_some_and(|r| r.req.ctl.is_paused())
     }
 
     fn read(&mut self) -> Result<(), Error> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_SIZE / 4 {
-            self.rbuf.reserve(READ_SIZE);
+        let want = self.read_size();
+        if self.rbuf.capacity() - self.rbuf.len() < want / 4 {
+            self.rbuf.reserve(want);
         }
         match self.io.try_read_buf(&mut self.rbuf) {
             Ok(0) => self.on_eof(),

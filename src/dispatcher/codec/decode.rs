@@ -175,6 +175,15 @@ impl BodyDecoder {
     }
 
     /// The body is complete (no more bytes are needed).
+    /// Body bytes still expected, when the framing says (Content-Length).
+    pub fn remaining(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Length { remaining } => Some(remaining),
+            Kind::Done => Some(0),
+            _ => None,
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         matches!(self.kind, Kind::Done | Kind::Length { remaining: 0 })
     }

@@ -1,0 +1,470 @@
+//! `request()`'s response objects, native so a response costs few Python
+//! calls: `ResponseData` (headers turned into a dict only when read) and
+//! `Body`, whose chunks stay Rust `Bytes` until Python asks for them, so a
+//! body read whole is copied once, into the final `bytes`.
+
+use std::collections::VecDeque;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::bridge::Control;
+use crate::convert::{header_dict, latin1};
+use crate::dispatcher::codec::RawHeaders;
+use crate::dispatcher::Head;
+
+/// Buffered bytes above which a body being iterated stops the socket.
+const HIGH_WATER_MARK: usize = 64 * 1024;
+
+/// What an awaiting consumer wants once more data or the end arrives.
+enum Want {
+    Chunk,
+    All(Finish),
+    Dump { limit: usize, seen: usize },
+}
+
+#[derive(Clone, Copy)]
+enum Finish {
+    Bytes,
+    Text,
+    Json,
+}
+
+enum State {
+    Streaming,
+    Done,
+    Failed(Py<PyAny>),
+}
+
+struct Inner {
+    chunks: VecDeque<Bytes>,
+    size: usize,
+    state: State,
+    used: bool,
+    /// The pending consumer: what it wants and the future to resolve.
+    waiter: Option<(Want, Py<PyAny>)>,
+    /// Present while the request runs.
+    control: Option<Py<Control>>,
+    paused: bool,
+}
+
+/// The response body: an async iterable of `bytes` with the body mixin.
+#[pyclass(frozen, module = "undipy._undipy")]
+pub struct Body {
+    inner: Mutex<Inner>,
+    r#loop: Py<PyAny>,
+    trailers: Py<PyDict>,
+}
+
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn join<'py>(py: Python<'py>, chunks: &mut VecDeque<Bytes>) -> PyResult<Bound<'py, PyBytes>> {
+    if chunks.len() == 1 {
+        let c = chunks.pop_front().expect("one chunk");
+        return Ok(PyBytes::new(py, &c));
+    }
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    // Not `PyBytes::new_with`: it zeroes the buffer first, and every byte is
+    // about to be overwritten.
+    // SAFETY: a NULL source makes CPython allocate `total` uninitialised
+    // bytes, which are all written below before the object is shared.
+    unsafe {
+        let obj = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as pyo3::ffi::Py_ssize_t);
+        let obj = Bound::from_owned_ptr_or_err(py, obj)?.cast_into_unchecked::<PyBytes>();
+        let mut at = pyo3::ffi::PyBytes_AsString(obj.as_ptr()).cast::<u8>();
+        for c in chunks.drain(..) {
+            std::ptr::copy_nonoverlapping(c.as_ptr(), at, c.len());
+            at = at.add(c.len());
+        }
+        Ok(obj)
+    }
+}
+
+fn finish<'py>(py: Python<'py>, how: Finish, chunks: &mut VecDeque<Bytes>) -> PyResult<Bound<'py, PyAny>> {
+    let data = join(py, chunks)?;
+    match how {
+        Finish::Bytes => Ok(data.into_any()),
+        Finish::Text => Ok(PyString::from_bytes(py, data.as_bytes())
+            .or_else(|_| {
+                let s = String::from_utf8_lossy(data.as_bytes()).into_owned();
+                Ok::<_, PyErr>(PyString::new(py, &s))
+            })?
+            .into_any()),
+        Finish::Json => {
+            let loads = JSON_LOADS.get_or_try_init(py, || {
+                py.import("json")?.getattr("loads").map(Bound::unbind)
+            })?;
+            loads.bind(py).call1((data,))
+        }
+    }
+}
+
+impl Body {
+    pub fn new(
+        py: Python<'_>,
+        r#loop: Py<PyAny>,
+        control: Option<Py<Control>>,
+        data: Option<Bytes>,
+        trailers: Bound<'_, PyDict>,
+    ) -> Body {
+        let done = control.is_none();
+        let mut chunks = VecDeque::new();
+        let mut size = 0;
+        if let Some(d) = data.filter(|d| !d.is_empty()) {
+            size = d.len();
+            chunks.push_back(d);
+        }
+        let _ = py;
+        Body {
+            inner: Mutex::new(Inner {
+                chunks,
+                size,
+                state: if done { State::Done } else { State::Streaming },
+                used: false,
+                waiter: None,
+                control,
+                paused: false,
+            }),
+            r#loop,
+            trailers: trailers.unbind(),
+        }
+    }
+
+    fn future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.r#loop.bind(py).call_method0(intern!(py, "create_future"))
+    }
+
+    fn resolved<'py>(&self, py: Python<'py>, value: PyResult<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.future(py)?;
+        match value {
+            Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
+            Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+        };
+        Ok(fut)
+    }
+
+    fn take_use(&self, inner: &mut Inner) -> PyResult<()> {
+        if inner.used {
+            return Err(PyTypeError::new_err("unusable: the body was already consumed"));
+        }
+        inner.used = true;
+        Ok(())
+    }
+
+    /// Resolves with the whole body, transformed by `how`.
+    fn all<'py>(&self, py: Python<'py>, how: Finish) -> PyResult<Bound<'py, PyAny>> {
+        let mut inner = self.inner.lock();
+        self.take_use(&mut inner)?;
+        match &inner.state {
+            State::Done => {
+                let v = finish(py, how, &mut inner.chunks);
+                drop(inner);
+                self.resolved(py, v)
+            }
+            State::Failed(e) => {
+                let e = PyErr::from_value(e.bind(py).clone());
+                drop(inner);
+                self.resolved(py, Err(e))
+            }
+            State::Streaming => {
+                let fut = self.future(py)?;
+                inner.waiter = Some((Want::All(how), fut.clone().unbind()));
+                unpause(py, &mut inner);
+                Ok(fut)
+            }
+        }
+    }
+
+    // --- fed by the bridge -------------------------------------------------
+
+    pub fn push(&self, py: Python<'_>, chunk: Bytes) -> PyResult<()> {
+        let mut inner = self.inner.lock();
+        match inner.waiter.take() {
+            Some((Want::Chunk, fut)) => {
+                drop(inner);
+                resolve(py, &fut, PyBytes::new(py, &chunk).into_any())?;
+            }
+            Some((Want::Dump { limit, seen }, fut)) => {
+                let seen = seen + chunk.len();
+                if seen > limit {
+                    let control = inner.control.take();
+                    inner.state = State::Done;
+                    drop(inner);
+                    if let Some(c) = control {
+                        c.get().abort_quietly();
+                    }
+                    resolve(py, &fut, py.None().into_bound(py))?;
+                } else {
+                    inner.waiter = Some((Want::Dump { limit, seen }, fut));
+                }
+            }
+            w => {
+                inner.waiter = w;
+                inner.size += chunk.len();
+                inner.chunks.push_back(chunk);
+                let collecting = matches!(inner.waiter, Some((Want::All(_), _)));
+                if !collecting && inner.size >= HIGH_WATER_MARK && !inner.paused {
+                    inner.paused = true;
+                    if let Some(c) = &inner.control {
+                        c.get().pause();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn end(&self, py: Python<'_>, trailers: &RawHeaders) -> PyResult<()> {
+        if !trailers.is_empty() {
+            self.trailers.bind(py).update(header_dict(py, trailers)?.as_mapping())?;
+        }
+        let mut inner = self.inner.lock();
+        inner.state = State::Done;
+        inner.control = None;
+        let waiter = inner.waiter.take();
+        match waiter {
+            Some((Want::Chunk, fut)) => {
+                drop(inner);
+                reject(py, &fut, PyStopAsyncIteration::new_err(()))?;
+            }
+            Some((Want::All(how), fut)) => {
+                let v = finish(py, how, &mut inner.chunks);
+                drop(inner);
+                match v {
+                    Ok(v) => resolve(py, &fut, v)?,
+                    Err(e) => reject(py, &fut, e)?,
+                }
+            }
+            Some((Want::Dump { .. }, fut)) => {
+                drop(inner);
+                resolve(py, &fut, py.None().into_bound(py))?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    pub fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        let mut inner = self.inner.lock();
+        if !matches!(inner.state, State::Streaming) {
+            return Ok(());
+        }
+        inner.state = State::Failed(exc.clone().unbind());
+        inner.control = None;
+        let waiter = inner.waiter.take();
+        drop(inner);
+        if let Some((_, fut)) = waiter {
+            reject(py, &fut, PyErr::from_value(exc))?;
+        }
+        Ok(())
+    }
+
+    /// Nobody will read this body: stop its request.
+    pub fn discard(&self) {
+        let mut inner = self.inner.lock();
+        inner.chunks.clear();
+        inner.size = 0;
+        if let Some(c) = inner.control.take() {
+            c.get().abort_quietly();
+        }
+    }
+}
+
+fn unpause(py: Python<'_>, inner: &mut Inner) {
+    let _ = py;
+    if inner.paused {
+        inner.paused = false;
+        if let Some(c) = &inner.control {
+            c.get().unpause();
+        }
+    }
+}
+
+fn resolve(py: Python<'_>, fut: &Py<PyAny>, v: Bound<'_, PyAny>) -> PyResult<()> {
+    let f = fut.bind(py);
+    if !f.call_method0(intern!(py, "done"))?.is_truthy()? {
+        f.call_method1(intern!(py, "set_result"), (v,))?;
+    }
+    Ok(())
+}
+
+fn reject(py: Python<'_>, fut: &Py<PyAny>, e: PyErr) -> PyResult<()> {
+    let f = fut.bind(py);
+    if !f.call_method0(intern!(py, "done"))?.is_truthy()? {
+        f.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?;
+    }
+    Ok(())
+}
+
+#[pymethods]
+impl Body {
+    #[getter]
+    fn body_used(&self) -> bool {
+        self.inner.lock().used
+    }
+
+    fn bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.all(py, Finish::Bytes)
+    }
+
+    fn text<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.all(py, Finish::Text)
+    }
+
+    fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.all(py, Finish::Json)
+    }
+
+    /// Reads and drops up to `limit` bytes; a longer body closes the connection.
+    #[pyo3(signature = (limit = 262144))]
+    fn dump<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let mut inner = self.inner.lock();
+        inner.used = true;
+        let seen = std::mem::take(&mut inner.chunks).iter().map(Bytes::len).sum::<usize>();
+        inner.size = 0;
+        if !matches!(inner.state, State::Streaming) || seen > limit {
+            let control = inner.control.take();
+            drop(inner);
+            if let Some(c) = control {
+                c.get().abort_quietly();
+            }
+            return self.resolved(py, Ok(py.None().into_bound(py)));
+        }
+        let fut = self.future(py)?;
+        inner.waiter = Some((Want::Dump { limit, seen }, fut.clone().unbind()));
+        unpause(py, &mut inner);
+        Ok(fut)
+    }
+
+    /// Releases the body: the rest of it is not read.
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.inner.lock().used = true;
+        self.discard();
+        self.resolved(py, Ok(py.None().into_bound(py)))
+    }
+
+    fn __aiter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        {
+            let this = slf.get();
+            let mut inner = this.inner.lock();
+            this.take_use(&mut inner)?;
+        }
+        Ok(slf)
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut inner = self.inner.lock();
+        if let Some(chunk) = inner.chunks.pop_front() {
+            inner.size -= chunk.len();
+            if inner.size < HIGH_WATER_MARK {
+                unpause(py, &mut inner);
+            }
+            drop(inner);
+            return self.resolved(py, Ok(PyBytes::new(py, &chunk).into_any()));
+        }
+        match &inner.state {
+            State::Done => {
+                drop(inner);
+                self.resolved(py, Err(PyStopAsyncIteration::new_err(())))
+            }
+            State::Failed(e) => {
+                let e = PyErr::from_value(e.bind(py).clone());
+                drop(inner);
+                self.resolved(py, Err(e))
+            }
+            State::Streaming => {
+                let fut = self.future(py)?;
+                inner.waiter = Some((Want::Chunk, fut.clone().unbind()));
+                unpause(py, &mut inner);
+                Ok(fut)
+            }
+        }
+    }
+
+    fn __del__(&self) {
+        self.discard();
+    }
+}
+
+/// What `request()` resolves to.
+#[pyclass(frozen, module = "undipy._undipy")]
+pub struct ResponseData {
+    #[pyo3(get)]
+    status_code: u16,
+    reason: Bytes,
+    raw: RawHeaders,
+    headers: OnceLock<Py<PyDict>>,
+    #[pyo3(get)]
+    body: Py<Body>,
+    #[pyo3(get)]
+    opaque: Py<PyAny>,
+    context: OnceLock<Py<PyDict>>,
+}
+
+impl ResponseData {
+    pub fn new(head: Head, body: Py<Body>, opaque: Py<PyAny>) -> ResponseData {
+        ResponseData {
+            status_code: head.status,
+            reason: head.reason,
+            raw: head.headers,
+            headers: OnceLock::new(),
+            body,
+            opaque,
+            context: OnceLock::new(),
+        }
+    }
+}
+
+#[pymethods]
+impl ResponseData {
+    /// Lower-case `str` names; a repeated name gets a list of values.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(h) = self.headers.get() {
+            return Ok(h.bind(py).clone());
+        }
+        let h = header_dict(py, &self.raw)?;
+        let _ = self.headers.set(h.clone().unbind());
+        Ok(h)
+    }
+
+    #[getter]
+    fn status_text<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        latin1(py, &self.reason)
+    }
+
+    /// Filled once the body has ended.
+    #[getter]
+    fn trailers<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
+        self.body.get().trailers.bind(py).clone()
+    }
+
+    #[getter]
+    fn context<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
+        self.context.get_or_init(|| PyDict::new(py).unbind()).bind(py).clone()
+    }
+
+    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let body = slf.get().body.bind(slf.py()).clone();
+        body.get().resolved(slf.py(), Ok(slf.into_any()))
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(&self, py: Python<'py>, _exc: Bound<'py, pyo3::types::PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+        self.body.get().aclose(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ResponseData {} {:?}>",
+            self.status_code,
+            String::from_utf8_lossy(&self.reason)
+        )
+    }
+}

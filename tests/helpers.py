@@ -1,0 +1,231 @@
+"""Helpers shared by the undipy client tests (test_wire, test_dispatch, test_request).
+
+Everything here talks to the real servers of ``servers.py``; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from servers import HttpProtocolError, RawConn, RawServer, response
+
+import undipy
+
+T = 5.0
+"""Bound, in seconds, for any single wait on the client."""
+
+SETTLE = 0.1
+"""How long to keep listening for callbacks that must NOT come (never asserted as a time)."""
+
+RawServerFactory = Callable[..., Awaitable[RawServer]]
+R = TypeVar("R")
+
+
+async def within(aw: Awaitable[R], timeout: float = T) -> R:
+    """Await ``aw`` with a bound, so a broken client fails the test instead of hanging it."""
+    return await asyncio.wait_for(aw, timeout)
+
+
+def head(*lines: str) -> bytes:
+    """Exact bytes of a request head: ``lines`` joined by CRLF, then the empty line."""
+    return "".join(f"{line}\r\n" for line in lines).encode("latin-1") + b"\r\n"
+
+
+def host_of(srv: Any) -> str:
+    """The ``host`` header undici derives from an origin: ``hostname:port``."""
+    return f"{srv.host}:{srv.port}"
+
+
+def pattern(n: int) -> bytes:
+    """``n`` bytes of a non-repeating-looking pattern, so reordering or loss shows."""
+    block = bytes((i * 7 + i // 256) & 0xFF for i in range(65521))  # prime-sized block
+    reps = -(-n // len(block))
+    return (block * reps)[:n]
+
+
+def answer(resp: bytes = response(200, b"ok")) -> Callable[[RawConn], Awaitable[None]]:
+    """A RawServer script answering every request with ``resp`` until the client closes.
+
+    A request that cannot be read (the client stalled, or sent bytes that do not frame)
+    just ends the script and closes the connection: the tests assert the exact bytes
+    received, which already shows any such client failure, with a better message.
+    """
+
+    async def script(conn: RawConn) -> None:
+        try:
+            while await conn.read_request():
+                await conn.send(resp)
+        except (TimeoutError, asyncio.IncompleteReadError, HttpProtocolError):
+            return
+
+    return script
+
+
+async def sent_bytes(
+    raw_server: RawServerFactory,
+    client_opts: dict[str, Any] | None = None,
+    **request_opts: Any,
+) -> tuple[bytes, RawServer]:
+    """Make one request through a fresh Client against a RawServer answering 200 "ok".
+
+    Returns every byte the server received on its single connection, and the server.
+    """
+    srv = await raw_server(answer())
+    request_opts.setdefault("path", "/")
+    request_opts.setdefault("method", "GET")
+    client = undipy.Client(srv.origin, **(client_opts or {}))
+    try:
+        resp = await within(client.request(**request_opts))
+        assert await within(resp.body.bytes()) == b"ok"
+    finally:
+        await within(client.close())
+    await srv.wait_closed(1)
+    assert srv.connections == 1
+    return srv.received[0], srv
+
+
+async def assert_rejected_before_sending(
+    raw_server: RawServerFactory,
+    error: type[BaseException],
+    **request_opts: Any,
+) -> BaseException:
+    """``request(**request_opts)`` fails with ``error`` and nothing reaches the server.
+
+    A valid request made afterwards on the same Client is then the only thing the server
+    ever receives, on its only connection: so no byte of the rejected one was sent.
+    """
+    srv = await raw_server(answer())
+    client = undipy.Client(srv.origin)
+    try:
+        opts = {"path": "/", "method": "GET", **request_opts}
+        try:
+            resp = await within(client.request(**opts))
+        except error as exc:
+            caught: BaseException = exc
+        else:
+            await resp.body.aclose()
+            raise AssertionError(f"request({request_opts!r}) was accepted")
+        assert srv.connections == 0
+        ok = await within(client.request(path="/next", method="GET"))
+        assert await within(ok.body.bytes()) == b"ok"
+    finally:
+        await within(client.close())
+    await srv.wait_closed(1)
+    assert srv.connections == 1
+    assert srv.received == [
+        head("GET /next HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive")
+    ]
+    return caught
+
+
+class Recorder(undipy.DispatchHandler):
+    """A dispatch handler that records every callback, in order, with its arguments.
+
+    ``events`` holds tuples: ("connect",), ("headers", status, headers, status_text),
+    ("data", chunk), ("complete", trailers), ("error", exc), ("body_sent", chunk),
+    ("upgrade", status, headers, socket). ``done`` resolves on the first terminal
+    callback. ``pause_*`` make on_headers / on_data return False.
+    """
+
+    def __init__(self, *, pause_on_headers: bool = False, pause_on_data: bool = False) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.threads: set[int] = set()
+        self.pause_on_headers = pause_on_headers
+        self.pause_on_data = pause_on_data
+        self.abort: Callable[..., None] | None = None
+        self.resume: Callable[[], None] | None = None
+        self.context: Any = None
+        self.changed = asyncio.Event()
+
+    def _record(self, *event: Any) -> None:
+        self.events.append(event)
+        self.threads.add(threading.get_ident())
+        self.changed.set()
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def on_connect(self, abort: Callable[..., None], context: Any) -> None:
+        self.abort = abort
+        self.context = context
+        self._record("connect")
+
+    def on_headers(
+        self, status_code: int, headers: list[bytes], resume: Callable[[], None], status_text: str
+    ) -> bool:
+        self.resume = resume
+        self._record("headers", status_code, list(headers), status_text)
+        return not self.pause_on_headers
+
+    def on_data(self, chunk: bytes) -> bool:
+        self._record("data", chunk)
+        return not self.pause_on_data
+
+    def on_complete(self, trailers: list[bytes]) -> None:
+        self._record("complete", list(trailers))
+        self._finish()
+
+    def on_error(self, error: BaseException) -> None:
+        self._record("error", error)
+        self._finish()
+
+    def on_upgrade(self, status_code: int, headers: list[bytes], socket: Any) -> None:
+        self._record("upgrade", status_code, list(headers), socket)
+        self._finish()
+
+    def on_body_sent(self, chunk: bytes) -> None:
+        self._record("body_sent", chunk)
+
+    # -- reading the record ----------------------------------------------------
+
+    async def wait(self, timeout: float = T) -> None:
+        await within(asyncio.shield(self.done), timeout)
+
+    async def wait_for(self, kind: str, count: int = 1, timeout: float = T) -> None:
+        """Wait until ``count`` events of ``kind`` were recorded."""
+
+        async def loop() -> None:
+            while sum(1 for e in self.events if e[0] == kind) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await within(loop(), timeout)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e[0] for e in self.events]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(e[1] for e in self.events if e[0] == "data")
+
+    @property
+    def terminals(self) -> list[tuple[Any, ...]]:
+        return [e for e in self.events if e[0] in ("complete", "error", "upgrade")]
+
+    @property
+    def error(self) -> BaseException:
+        (terminal,) = self.terminals
+        assert terminal[0] == "error", self.kinds
+        exc = terminal[1]
+        assert isinstance(exc, BaseException)
+        return exc
+
+
+def squash(kinds: Iterable[str]) -> list[str]:
+    """Collapse runs of the same kind: [connect, data, data, complete] -> [connect, data, ...]."""
+    out: list[str] = []
+    for k in kinds:
+        if not out or out[-1] != k:
+            out.append(k)
+    return out
+
+
+async def settle() -> None:
+    """Give callbacks that must not happen a chance to happen (bounded, never asserted)."""
+    await asyncio.sleep(SETTLE)
