@@ -8,7 +8,7 @@
     python benches/run.py --url http://127.0.0.1:8080   # any server with the same paths
 
 Each (workload, client, loop) measurement runs in a fresh process
-(benches/client_run.py); the tables show the median over --runs.
+(python/undipy/_bench/client.py); the tables show the median over --runs.
 """
 
 from __future__ import annotations
@@ -31,12 +31,29 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-CLIENT_RUN = HERE / "client_run.py"
+# The per-process client runner ships inside the package (``undipy bench``
+# uses it too); it runs as a plain script and imports each library lazily.
+CLIENT_RUN = HERE.parent / "python" / "undipy" / "_bench" / "client.py"
 
-sys.path.insert(0, str(HERE))
-from client_run import CLIENT_MODULES, CLIENTS, POST_BODY, WORKLOADS  # noqa: E402
+
+def _load_client_run() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("undipy_bench_client", CLIENT_RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_client_run = _load_client_run()
+CLIENT_MODULES = _client_run.CLIENT_MODULES
+CLIENTS = _client_run.CLIENTS
+POST_BODY = _client_run.POST_BODY
+WORKLOADS = _client_run.WORKLOADS
 
 LOOPS = ["asyncio", "uvloop"]
 WRK = "wrk"

@@ -501,6 +501,58 @@ async def test_r49_unsolicited_response_on_idle_socket(raw_server, clients: Clie
 
 
 ROUNDS = 40
+BUSY_BODY = b"b" * (2 << 20)
+
+
+class IdleReuseRace:
+    """Bytes (or a FIN) reach an idle keep-alive connection's socket buffer, then the next
+    request is dispatched, in one synchronous step of the test's loop.
+
+    To make "before" mean something to the engine, its runtime thread is kept busy at that
+    moment: a 2 MiB upload on another client is dispatched just before. A client that checks
+    an idle connection for pending bytes/EOF before reusing it (undici's idle-socket
+    validation, the fix of GHSA-35p6-xmwp-9g52) passes every round whatever the timing; one
+    that does not takes the bait in most rounds (>= 1 in 2)."""
+
+    def __init__(self, busy: undipy.Client, c: undipy.Client, act: Any) -> None:
+        self.busy, self.c, self.act = busy, c, act
+        self.go, self.dispatched = asyncio.Event(), asyncio.Event()
+        self.upload = Recorder("upload")
+        self.second = Recorder("/2")
+
+    async def script(self, conn: RawConn) -> None:
+        assert await conn.read_request()
+        await conn.send(response(200, b"one"))
+        await wait_event(self.go, "the test to start the race")
+        self.busy.dispatch(self.upload, method="POST", path="/upload", body=BUSY_BODY)
+        with raw_socket(conn) as sock:
+            self.act(sock)
+        self.c.dispatch(self.second, method="GET", path="/2")
+        self.dispatched.set()
+        await conn.wait_closed_by_peer(T)
+
+
+async def run_idle_reuse_races(raw_server, http_server, clients: Clients, act: Any) -> None:
+    busy = clients.client(http_server.origin)
+    assert (await fetch(busy)).raise_if_error().body == b"hello"
+    for i in range(ROUNDS):
+        c_holder: list[IdleReuseRace] = []
+
+        async def first(conn: RawConn, c_holder=c_holder) -> None:
+            await c_holder[0].script(conn)
+
+        srv = await raw_server([first, hello_script])
+        c = clients.client(srv.origin)
+        race = IdleReuseRace(busy, c, act)
+        c_holder.append(race)
+        assert (await fetch(c, path="/1")).raise_if_error().body == b"one"
+        race.go.set()
+        await wait_event(race.dispatched, "request 2 to be dispatched")
+        rec = await race.second.wait()
+        assert (rec.error, rec.body) == (None, b"hello"), f"round {i}: request 2 got {rec!r}"
+        assert srv.connections == 2
+        assert (await race.upload.wait()).error is None
+        await asyncio.wait_for(c.close(), T)
 
 
 @pytest.mark.xfail(
@@ -509,39 +561,14 @@ ROUNDS = 40
     strict=True,
 )
 async def test_r49_unsolicited_bytes_already_buffered_when_request_is_dispatched(
-    raw_server, clients: Clients
+    raw_server, http_server, clients: Clients
 ) -> None:
-    """GHSA-35p6-xmwp-9g52: unsolicited bytes are already in the client's receive buffer
-    when the next request is dispatched on the idle connection. They must never be taken
-    as that request's response (undici drains an idle socket before reusing it).
-
-    Each round: a fresh client; request 1 is answered; then, in one synchronous step, the
-    server sends "POISON" (over loopback the bytes are in the client's socket buffer when
-    ``send`` returns) and request 2 is dispatched."""
-    for i in range(ROUNDS):
-        go, dispatched = asyncio.Event(), asyncio.Event()
-        second: list[Recorder] = []
-
-        async def first(conn: RawConn, go=go, dispatched=dispatched, second=second) -> None:
-            assert await conn.read_request()
-            await conn.send(response(200, b"one"))
-            await wait_event(go, "the test to ask for the unsolicited response")
-            with raw_socket(conn) as sock:
-                sock.sendall(response(200, b"POISON"))
-            second.append(Recorder("/2"))
-            c.dispatch(second[0], method="GET", path="/2")
-            dispatched.set()
-            await conn.wait_closed_by_peer(T)
-
-        srv = await raw_server([first, hello_script])
-        c = clients.client(srv.origin)
-        assert (await fetch(c, path="/1")).raise_if_error().body == b"one"
-        go.set()
-        await wait_event(dispatched, "request 2 to be dispatched")
-        rec = await second[0].wait()
-        assert (rec.error, rec.body) == (None, b"hello"), f"round {i}: request 2 got {rec!r}"
-        assert srv.connections == 2
-        await asyncio.wait_for(c.close(), T)
+    """GHSA-35p6-xmwp-9g52: a full unsolicited response is already in the client's receive
+    buffer when the next request is dispatched on the idle connection. It must never be
+    taken as that request's response: request 2 gets "hello" from a new connection."""
+    await run_idle_reuse_races(
+        raw_server, http_server, clients, lambda sock: sock.sendall(response(200, b"POISON"))
+    )
 
 
 @pytest.mark.xfail(
@@ -550,35 +577,14 @@ async def test_r49_unsolicited_bytes_already_buffered_when_request_is_dispatched
     strict=True,
 )
 async def test_r48_fin_on_idle_socket_before_request_is_dispatched(
-    raw_server, clients: Clients
+    raw_server, http_server, clients: Clients
 ) -> None:
     """The server has closed the idle keep-alive connection (its FIN is in the client's
     buffer) when the next request is dispatched: the request goes on a new connection
     instead of failing with 'other side closed' (undici's idle-socket validation)."""
-    for i in range(ROUNDS):
-        go, dispatched = asyncio.Event(), asyncio.Event()
-        second: list[Recorder] = []
-
-        async def first(conn: RawConn, go=go, dispatched=dispatched, second=second) -> None:
-            assert await conn.read_request()
-            await conn.send(response(200, b"one"))
-            await wait_event(go, "the test to ask for the FIN")
-            with raw_socket(conn) as sock:
-                sock.shutdown(socket.SHUT_WR)
-            second.append(Recorder("/2"))
-            c.dispatch(second[0], method="GET", path="/2")
-            dispatched.set()
-            await conn.wait_closed_by_peer(T)
-
-        srv = await raw_server([first, hello_script])
-        c = clients.client(srv.origin)
-        assert (await fetch(c, path="/1")).raise_if_error().body == b"one"
-        go.set()
-        await wait_event(dispatched, "request 2 to be dispatched")
-        rec = await second[0].wait()
-        assert (rec.error, rec.body) == (None, b"hello"), f"round {i}: request 2 got {rec!r}"
-        assert srv.connections == 2
-        await asyncio.wait_for(c.close(), T)
+    await run_idle_reuse_races(
+        raw_server, http_server, clients, lambda sock: sock.shutdown(socket.SHUT_WR)
+    )
 
 
 # --------------------------------------------------------------------------- row 57

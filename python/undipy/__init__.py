@@ -4,6 +4,7 @@ A Rust HTTP/1.1 engine with keep-alive pools and pipelining, driven from
 asyncio through ``dispatch()`` and the conveniences built on it.
 """
 
+from ._undipy import Body, ResponseData
 from .abort import AbortController, AbortSignal
 from .dispatcher import Client, ClientStats, Dispatcher, Pool, PoolStats
 from .errors import (
@@ -27,7 +28,6 @@ from .errors import (
     SocketError,
     UndiciError,
 )
-from ._undipy import Body, ResponseData
 from .handler import DispatchHandler
 
 __all__ = [

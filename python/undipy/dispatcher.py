@@ -14,8 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._bridge import bridge_for
-from ._undipy import ResponseData
-from ._undipy import Core, LoopBridge
+from ._undipy import Core, LoopBridge, ResponseData
 from .abort import AbortSignal
 from .errors import ClientDestroyedError, InvalidArgumentError, NotSupportedError
 
@@ -138,6 +137,7 @@ class Dispatcher:
         self.origin, host, port, host_header = _origin(origin)
         o = _options(opts)
         max_size = o["max_response_size"]
+        t = {name: float(o[name]) for name in _TIMEOUTS}
         self._core = Core(
             host,
             port,
@@ -145,7 +145,12 @@ class Dispatcher:
             o["socket_path"],
             self._connections,
             o["pipelining"],
-            *(float(o[name]) for name in _TIMEOUTS),
+            t["connect_timeout"],
+            t["headers_timeout"],
+            t["body_timeout"],
+            t["keep_alive_timeout"],
+            t["keep_alive_max_timeout"],
+            t["keep_alive_timeout_threshold"],
             o["max_header_size"],
             None if max_size < 0 else max_size,
             o["max_requests_per_client"],
@@ -204,7 +209,7 @@ class Dispatcher:
     ) -> Any:
         """Fails every queued and running request now (with ``error``, or
         ``ClientDestroyedError``) and resolves once the sockets are closed."""
-        if callback is None and callable(error) and not isinstance(error, BaseException):
+        if not isinstance(error, BaseException | None):
             error, callback = None, error
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -320,7 +325,7 @@ class _RequestCall:
         bridge = d._bridge if loop is d._loop and d._bridge is not None else d._bridge_for(loop)
         opts = self._opts
         signal = opts.pop("signal", None)
-        fut = loop.create_future()
+        fut: asyncio.Future[ResponseData] = loop.create_future()
         if signal is not None and _already_aborted(signal, fut):
             return (yield from fut)
         control = d._core.request(bridge, fut, opts)

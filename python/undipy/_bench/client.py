@@ -1,6 +1,6 @@
 """One benchmark measurement in a fresh process.
 
-    python benches/client_run.py --client aiohttp --loop uvloop --workload c64 \
+    python python/undipy/_bench/client.py --client aiohttp --loop uvloop --workload c64 \
         --url http://127.0.0.1:8080 --duration 5 [--warmup 1]
 
 prints one JSON line on stdout:
@@ -223,7 +223,7 @@ async def run_dispatch(
     pool = undipy.Pool(origin, connections=n)
     outstanding = 0
 
-    class Handler(undipy.DispatchHandler):  # type: ignore[misc]
+    class Handler(undipy.DispatchHandler):
         __slots__ = ("status", "received")
 
         def __init__(self) -> None:
@@ -283,7 +283,9 @@ async def run_dispatch(
     return pool.close
 
 
-async def measure(client: str, origin: str, workload: str, warmup: float, duration: float) -> dict:
+async def measure(
+    client: str, origin: str, workload: str, warmup: float, duration: float
+) -> dict[str, Any]:
     stats = Stats()
     stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     if client == "undipy-dispatch":
