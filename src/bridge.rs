@@ -239,7 +239,9 @@ impl LoopBridge {
         let py = slf.py();
         let me = &slf.clone().unbind();
         let this = slf.get();
-        let Some(target) = this.target(token) else { return };
+        let Some(target) = this.target(token) else {
+            return;
+        };
         loop {
             let ev = {
                 let mut st = target.st.lock();
@@ -282,7 +284,9 @@ impl LoopBridge {
     }
 
     fn deliver(&self, py: Python<'_>, me: &Py<LoopBridge>, token: u64, event: Event) {
-        let Some(target) = self.target(token) else { return };
+        let Some(target) = self.target(token) else {
+            return;
+        };
         if matches!(target.kind, Kind::Handler(_)) {
             let mut st = target.st.lock();
             if st.paused || !st.backlog.is_empty() {
@@ -293,7 +297,14 @@ impl LoopBridge {
         self.deliver_to(py, me, token, &target, event);
     }
 
-    fn deliver_to(&self, py: Python<'_>, me: &Py<LoopBridge>, token: u64, target: &Arc<Target>, event: Event) {
+    fn deliver_to(
+        &self,
+        py: Python<'_>,
+        me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+        event: Event,
+    ) {
         let aborted = target.ctl.as_ref().is_some_and(|c| c.is_aborted());
         if aborted && !matches!(event, Event::Error(_)) {
             return;
@@ -301,18 +312,29 @@ impl LoopBridge {
         let result = match &target.kind {
             Kind::Dispatcher(owner) => self.dispatcher_event(py, token, owner, event),
             Kind::Handler(h) => self.handler_event(py, me, token, target, h.bind(py), event),
-            Kind::Request { future, extras } => {
-                self.request_event(py, me, token, target, future.bind(py), extras, event)
-            }
+            Kind::Request { .. } => self.request_event(py, me, token, target, event),
         };
         if let Err(err) = result {
             // A handler raised: the request ends with that error.
-            self.fail(py, me, token, target, err.into_value(py).into_any().into_bound(py));
+            self.fail(
+                py,
+                me,
+                token,
+                target,
+                err.into_value(py).into_any().into_bound(py),
+            );
         }
     }
 
     /// Ends a request with `exc` (a Python exception), exactly once.
-    fn fail(&self, py: Python<'_>, _me: &Py<LoopBridge>, token: u64, target: &Arc<Target>, exc: Bound<'_, PyAny>) {
+    fn fail(
+        &self,
+        py: Python<'_>,
+        _me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+        exc: Bound<'_, PyAny>,
+    ) {
         if self.targets.lock().remove(&token).is_none() {
             return;
         }
@@ -320,7 +342,10 @@ impl LoopBridge {
             ctl.abort();
         }
         let r = match &target.kind {
-            Kind::Handler(h) => h.bind(py).call_method1(intern!(py, "on_error"), (exc,)).map(drop),
+            Kind::Handler(h) => h
+                .bind(py)
+                .call_method1(intern!(py, "on_error"), (exc,))
+                .map(drop),
             Kind::Request { future, .. } => {
                 let body = target.st.lock().body.take();
                 match body {
@@ -335,7 +360,12 @@ impl LoopBridge {
         }
     }
 
-    fn error_value<'py>(&self, py: Python<'py>, target: &Target, e: &Error) -> PyResult<Bound<'py, PyAny>> {
+    fn error_value<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Target,
+        e: &Error,
+    ) -> PyResult<Bound<'py, PyAny>> {
         if target.ctl.as_ref().is_some_and(|c| c.is_aborted()) {
             if let Some(r) = target.st.lock().abort_reason.as_ref() {
                 return Ok(r.bind(py).clone());
@@ -366,7 +396,8 @@ impl LoopBridge {
                 self.on_headers(py, me, token, target, h, &head)?;
             }
             Event::Headers(head) => {
-                if self.on_headers(py, me, token, target, h, &head)?.is_false() {
+                let paused = self.on_headers(py, me, token, target, h, &head)?.is_false();
+                if paused {
                     self.pause(target);
                 }
             }
@@ -443,7 +474,13 @@ impl LoopBridge {
         }
     }
 
-    fn control<'py>(&self, py: Python<'py>, me: &Py<LoopBridge>, token: u64, target: &Arc<Target>) -> PyResult<Bound<'py, Control>> {
+    fn control<'py>(
+        &self,
+        py: Python<'py>,
+        me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+    ) -> PyResult<Bound<'py, Control>> {
         let ctl = target.ctl.clone().expect("requests have a ctl");
         Bound::new(py, Control::new(token, ctl, me.clone_ref(py)))
     }
@@ -454,10 +491,12 @@ impl LoopBridge {
         me: &Py<LoopBridge>,
         token: u64,
         target: &Arc<Target>,
-        future: &Bound<'_, PyAny>,
-        extras: &RequestExtras,
         event: Event,
     ) -> PyResult<()> {
+        let Kind::Request { future, extras } = &target.kind else {
+            unreachable!("a request target")
+        };
+        let future = future.bind(py);
         match event {
             Event::Info(head) => {
                 if let Some(cb) = &extras.on_info {
@@ -469,14 +508,26 @@ impl LoopBridge {
             }
             Event::Headers(head) => {
                 let control = self.control(py, me, token, target)?.unbind();
-                let body = Body::new(py, self.r#loop.clone_ref(py), Some(control), None, PyDict::new(py));
+                let body = Body::new(
+                    py,
+                    self.r#loop.clone_ref(py),
+                    Some(control),
+                    None,
+                    PyDict::new(py),
+                );
                 let body = Py::new(py, body)?;
                 target.st.lock().body = Some(body.clone_ref(py));
                 self.resolve(py, future, extras, head, body)?;
             }
             Event::Full(head, data, trailers) => {
                 self.remove(token);
-                let body = Body::new(py, self.r#loop.clone_ref(py), None, Some(data), header_dict(py, &trailers)?);
+                let body = Body::new(
+                    py,
+                    self.r#loop.clone_ref(py),
+                    None,
+                    Some(data),
+                    header_dict(py, &trailers)?,
+                );
                 self.resolve(py, future, extras, head, Py::new(py, body)?)?;
             }
             Event::Data(b) => {
@@ -516,7 +567,10 @@ impl LoopBridge {
         head: Head,
         body: Py<Body>,
     ) -> PyResult<()> {
-        let opaque = extras.opaque.as_ref().map_or_else(|| py.None(), |o| o.clone_ref(py));
+        let opaque = extras
+            .opaque
+            .as_ref()
+            .map_or_else(|| py.None(), |o| o.clone_ref(py));
         let status = head.status;
         let rd = Bound::new(py, ResponseData::new(head, body.clone_ref(py), opaque))?;
         if extras.throw_on_error && status >= 400 {
@@ -533,10 +587,19 @@ impl LoopBridge {
     }
 
     /// The socket can take another chunk of the request body.
-    fn pull_body(&self, py: Python<'_>, me: &Py<LoopBridge>, token: u64, target: &Arc<Target>) -> PyResult<()> {
+    fn pull_body(
+        &self,
+        py: Python<'_>,
+        me: &Py<LoopBridge>,
+        token: u64,
+        target: &Arc<Target>,
+    ) -> PyResult<()> {
         let (source, started) = {
             let st = target.st.lock();
-            (st.source.as_ref().map(|s| s.clone_ref(py)), st.pulling_started)
+            (
+                st.source.as_ref().map(|s| s.clone_ref(py)),
+                st.pulling_started,
+            )
         };
         let Some(source) = source else { return Ok(()) };
         let puller = if started {
@@ -553,8 +616,16 @@ impl LoopBridge {
         Ok(())
     }
 
-    fn dispatcher_event(&self, py: Python<'_>, token: u64, owner: &Py<PyAny>, event: Event) -> PyResult<()> {
-        let Ok(obj) = owner.bind(py).call0() else { return Ok(()) };
+    fn dispatcher_event(
+        &self,
+        py: Python<'_>,
+        token: u64,
+        owner: &Py<PyAny>,
+        event: Event,
+    ) -> PyResult<()> {
+        let Ok(obj) = owner.bind(py).call0() else {
+            return Ok(());
+        };
         if obj.is_none() {
             self.remove(token);
             return Ok(());
@@ -611,7 +682,9 @@ impl Control {
     /// Aborts with the default error (used when a body is dropped or dumped).
     pub fn abort_quietly(&self) {
         if self.ctl.abort() {
-            self.bridge.get().push(self.token, Event::Error(Error::RequestAborted));
+            self.bridge
+                .get()
+                .push(self.token, Event::Error(Error::RequestAborted));
         }
     }
 }
@@ -652,7 +725,9 @@ impl Control {
         };
         if has_backlog {
             let cb = self.bridge.bind(py).getattr(intern!(py, "flush_backlog"))?;
-            b.r#loop.bind(py).call_method1(intern!(py, "call_soon"), (cb, self.token))?;
+            b.r#loop
+                .bind(py)
+                .call_method1(intern!(py, "call_soon"), (cb, self.token))?;
         } else {
             self.ctl.set_paused(false);
         }
@@ -678,7 +753,12 @@ impl Control {
         } else if chunk.is_instance_of::<pyo3::types::PyByteArray>()
             || chunk.is_instance_of::<pyo3::types::PyMemoryView>()
         {
-            chunk.py().import("builtins")?.getattr("bytes")?.call1((chunk,))?.extract()?
+            chunk
+                .py()
+                .import("builtins")?
+                .getattr("bytes")?
+                .call1((chunk,))?
+                .extract()?
         } else {
             return Err(PyTypeError::new_err(format!(
                 "request body chunks must be bytes or str, not {}",

@@ -144,7 +144,9 @@ impl Core {
         req.wants_body_sent = wants_body_sent;
         let ctl = req.ctl.clone();
         let abort = control.getattr(pyo3::intern!(py, "abort"))?;
-        if let Err(e) = handler.call_method1(pyo3::intern!(py, "on_connect"), (abort, PyDict::new(py))) {
+        if let Err(e) =
+            handler.call_method1(pyo3::intern!(py, "on_connect"), (abort, PyDict::new(py)))
+        {
             control.call_method1("abort", (e.into_value(py),))?;
             return Ok(true);
         }
@@ -250,7 +252,10 @@ impl Core {
         };
         let req = Request::build(parsed.spec, &self.pool.cfg.origin.host_header, sink)
             .map_err(|e| to_pyerr(py, &e))?;
-        let control = Bound::new(py, Control::new(token, req.ctl.clone(), bridge.clone().unbind()))?;
+        let control = Bound::new(
+            py,
+            Control::new(token, req.ctl.clone(), bridge.clone().unbind()),
+        )?;
         let st = TargetState::with_source(parsed.source);
         b.insert(
             token,
@@ -265,14 +270,19 @@ impl Core {
 
     /// Hands the request to the engine; a closed dispatcher fails it
     /// asynchronously, as undici does.
-    fn submit(&self, bridge: &Bound<'_, LoopBridge>, token: u64, req: Request, wants_drain: bool) -> bool {
+    fn submit(
+        &self,
+        bridge: &Bound<'_, LoopBridge>,
+        token: u64,
+        req: Request,
+        wants_drain: bool,
+    ) -> bool {
         match self.pool.dispatch(req, wants_drain) {
             Ok(ok) => ok,
-            Err((e, _req)) => {
+            Err(e) => {
                 bridge.get().push(token, Event::Error(e));
                 false
             }
         }
     }
 }
-

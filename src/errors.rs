@@ -13,9 +13,7 @@ use crate::dispatcher::Error;
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    let m = ERRORS.get_or_try_init(py, || {
-        py.import("undipy.errors").map(Bound::unbind)
-    })?;
+    let m = ERRORS.get_or_try_init(py, || py.import("undipy.errors").map(Bound::unbind))?;
     Ok(m.bind(py).getattr(name)?.cast_into::<PyType>()?)
 }
 

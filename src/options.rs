@@ -6,7 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
 
 use crate::dispatcher::request::encode_uri_component;
 use crate::dispatcher::{Body, RequestSpec};
@@ -31,7 +33,11 @@ pub struct Parsed {
 }
 
 /// Parses `opts`; `request_api` allows `opaque` and `on_info`.
-pub fn parse(py: Python<'_>, opts: Option<&Bound<'_, PyDict>>, request_api: bool) -> PyResult<Parsed> {
+pub fn parse(
+    py: Python<'_>,
+    opts: Option<&Bound<'_, PyDict>>,
+    request_api: bool,
+) -> PyResult<Parsed> {
     let mut p = Parsed {
         spec: RequestSpec::default(),
         source: None,
@@ -99,7 +105,9 @@ fn boolean(py: Python<'_>, v: &Bound<'_, PyAny>, key: &str) -> PyResult<bool> {
 /// A duration in seconds: a finite, non-negative number.
 pub fn seconds(py: Python<'_>, v: &Bound<'_, PyAny>, key: &str) -> PyResult<Duration> {
     let bad = || invalid_arg(py, format!("invalid {key}"));
-    if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>()) {
+    if v.is_instance_of::<PyBool>()
+        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
+    {
         return Err(bad());
     }
     let s: f64 = v.extract().map_err(|_| bad())?;
@@ -115,10 +123,17 @@ fn field(v: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
         return Some(b.as_bytes().to_vec());
     }
     if let Ok(b) = v.cast::<PyBool>() {
-        return Some(if b.is_true() { b"true".to_vec() } else { b"false".to_vec() });
+        return Some(if b.is_true() {
+            b"true".to_vec()
+        } else {
+            b"false".to_vec()
+        });
     }
     if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
-        return v.str().ok().and_then(|s| s.to_str().ok().map(|s| s.as_bytes().to_vec()));
+        return v
+            .str()
+            .ok()
+            .and_then(|s| s.to_str().ok().map(|s| s.as_bytes().to_vec()));
     }
     None
 }
@@ -136,7 +151,12 @@ fn push_header(
     if value.is_none() {
         return Ok(());
     }
-    let bad = || invalid_arg(py, format!("invalid {} header", String::from_utf8_lossy(&name)));
+    let bad = || {
+        invalid_arg(
+            py,
+            format!("invalid {} header", String::from_utf8_lossy(&name)),
+        )
+    };
     if let Ok(list) = value.cast::<PyList>() {
         for item in list.iter() {
             if !item.is_none() {
@@ -200,7 +220,8 @@ fn query(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<String> {
         let text = if val.is_none() {
             String::new()
         } else {
-            let f = field(val).ok_or_else(|| invalid_arg(py, format!("invalid query value for {k:?}")))?;
+            let f = field(val)
+                .ok_or_else(|| invalid_arg(py, format!("invalid query value for {k:?}")))?;
             String::from_utf8_lossy(&f).into_owned()
         };
         if !out.is_empty() {
@@ -237,13 +258,20 @@ fn body(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<(Body, Option<Py<PyAny
         return Ok((Body::Bytes(bytes), None));
     }
     if let Ok(s) = v.cast::<PyString>() {
-        return Ok((Body::Bytes(Bytes::copy_from_slice(s.to_str()?.as_bytes())), None));
+        return Ok((
+            Body::Bytes(Bytes::copy_from_slice(s.to_str()?.as_bytes())),
+            None,
+        ));
     }
     if let Ok(b) = v.cast::<PyByteArray>() {
         return Ok((Body::Bytes(Bytes::from(b.to_vec())), None));
     }
     if v.is_instance_of::<PyMemoryView>() {
-        let data: Vec<u8> = py.import("builtins")?.getattr("bytes")?.call1((v,))?.extract()?;
+        let data: Vec<u8> = py
+            .import("builtins")?
+            .getattr("bytes")?
+            .call1((v,))?
+            .extract()?;
         return Ok((Body::Bytes(Bytes::from(data)), None));
     }
     let is_stream = v.hasattr("read")? || v.hasattr("__aiter__")? || v.hasattr("__iter__")?;

@@ -75,7 +75,8 @@ fn join<'py>(py: Python<'py>, chunks: &mut VecDeque<Bytes>) -> PyResult<Bound<'p
     // SAFETY: a NULL source makes CPython allocate `total` uninitialised
     // bytes, which are all written below before the object is shared.
     unsafe {
-        let obj = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as pyo3::ffi::Py_ssize_t);
+        let obj =
+            pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as pyo3::ffi::Py_ssize_t);
         let obj = Bound::from_owned_ptr_or_err(py, obj)?.cast_into_unchecked::<PyBytes>();
         let mut at = pyo3::ffi::PyBytes_AsString(obj.as_ptr()).cast::<u8>();
         for c in chunks.drain(..) {
@@ -86,7 +87,11 @@ fn join<'py>(py: Python<'py>, chunks: &mut VecDeque<Bytes>) -> PyResult<Bound<'p
     }
 }
 
-fn finish<'py>(py: Python<'py>, how: Finish, chunks: &mut VecDeque<Bytes>) -> PyResult<Bound<'py, PyAny>> {
+fn finish<'py>(
+    py: Python<'py>,
+    how: Finish,
+    chunks: &mut VecDeque<Bytes>,
+) -> PyResult<Bound<'py, PyAny>> {
     let data = join(py, chunks)?;
     match how {
         Finish::Bytes => Ok(data.into_any()),
@@ -137,10 +142,16 @@ impl Body {
     }
 
     fn future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.r#loop.bind(py).call_method0(intern!(py, "create_future"))
+        self.r#loop
+            .bind(py)
+            .call_method0(intern!(py, "create_future"))
     }
 
-    fn resolved<'py>(&self, py: Python<'py>, value: PyResult<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn resolved<'py>(
+        &self,
+        py: Python<'py>,
+        value: PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let fut = self.future(py)?;
         match value {
             Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
@@ -151,7 +162,9 @@ impl Body {
 
     fn take_use(&self, inner: &mut Inner) -> PyResult<()> {
         if inner.used {
-            return Err(PyTypeError::new_err("unusable: the body was already consumed"));
+            return Err(PyTypeError::new_err(
+                "unusable: the body was already consumed",
+            ));
         }
         inner.used = true;
         Ok(())
@@ -222,7 +235,9 @@ impl Body {
 
     pub fn end(&self, py: Python<'_>, trailers: &RawHeaders) -> PyResult<()> {
         if !trailers.is_empty() {
-            self.trailers.bind(py).update(header_dict(py, trailers)?.as_mapping())?;
+            self.trailers
+                .bind(py)
+                .update(header_dict(py, trailers)?.as_mapping())?;
         }
         let mut inner = self.inner.lock();
         inner.state = State::Done;
@@ -326,7 +341,10 @@ impl Body {
     fn dump<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
         let mut inner = self.inner.lock();
         inner.used = true;
-        let seen = std::mem::take(&mut inner.chunks).iter().map(Bytes::len).sum::<usize>();
+        let seen = std::mem::take(&mut inner.chunks)
+            .iter()
+            .map(Bytes::len)
+            .sum::<usize>();
         inner.size = 0;
         if !matches!(inner.state, State::Streaming) || seen > limit {
             let control = inner.control.take();
@@ -447,7 +465,10 @@ impl ResponseData {
 
     #[getter]
     fn context<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
-        self.context.get_or_init(|| PyDict::new(py).unbind()).bind(py).clone()
+        self.context
+            .get_or_init(|| PyDict::new(py).unbind())
+            .bind(py)
+            .clone()
     }
 
     fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -456,7 +477,11 @@ impl ResponseData {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __aexit__<'py>(&self, py: Python<'py>, _exc: Bound<'py, pyo3::types::PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc: Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.body.get().aclose(py)
     }
 

@@ -409,6 +409,7 @@ async def test_hostile_response(raw_server, clients: Clients, case: Case, delive
     await wait_event(first.sent, "the server to finish sending")
 
     reuse = isinstance(case.expect, Res) and case.expect.reuse
+    assert case.then == "keep" or not reuse, "a closed connection cannot be reused"
     if case.then == "keep" and not reuse:
         # The client must close a connection it cannot use any more, on its own.
         await wait_event(first.finished, "the client to close the failed connection")
@@ -615,9 +616,9 @@ async def test_r57_interim_response_flood_is_capped(raw_server, clients: Clients
 async def test_r62_response_before_request_body_finished(
     raw_server, clients: Clients, body_kind: str
 ) -> None:
-    """The server answers 413 + close after reading only the head of an 8 MiB upload:
+    """The server answers 413 + close after reading only the head of a 32 MiB upload:
     the caller gets the 413, the upload stops, and the next request uses a new socket."""
-    size = 8 << 20
+    size = 32 << 20
     answered = asyncio.Event()
 
     async def first(conn: RawConn) -> None:

@@ -286,9 +286,7 @@ impl Conn {
         req.ctl.attach(self.notify.clone());
         self.written_requests += 1;
         let max = self.pool.cfg.max_requests_per_client;
-        if !keep_alive
-            || req.closes_connection()
-            || max.is_some_and(|m| self.written_requests >= m)
+        if !keep_alive || req.closes_connection() || max.is_some_and(|m| self.written_requests >= m)
         {
             self.reset = true;
         }
@@ -337,7 +335,10 @@ impl Conn {
     /// Moves chunks of a streaming body to the output; asks for more once the
     /// socket took everything.
     fn feed_stream(&mut self) -> Result<(), Error> {
-        let Some(idx) = self.running.iter().position(|r| r.stream.as_ref().is_some_and(|s| !s.ended))
+        let Some(idx) = self
+            .running
+            .iter()
+            .position(|r| r.stream.as_ref().is_some_and(|s| !s.ended))
         else {
             return Ok(());
         };
@@ -400,8 +401,12 @@ impl Conn {
 
     fn write(&mut self) -> Result<(), Error> {
         while !self.wq.is_empty() {
-            let slices: Vec<IoSlice<'_>> =
-                self.wq.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
+            let slices: Vec<IoSlice<'_>> = self
+                .wq
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| IoSlice::new(b))
+                .collect();
             let n = match self.io.try_write_vectored(&slices) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -443,7 +448,10 @@ impl Conn {
                 }
             }
             if i == 0 && matches!(r.response, Response::Head) {
-                let t = r.req.headers_timeout.unwrap_or(self.pool.cfg.headers_timeout);
+                let t = r
+                    .req
+                    .headers_timeout
+                    .unwrap_or(self.pool.cfg.headers_timeout);
                 self.timer = (!t.is_zero()).then(|| (Instant::now() + t, Timer::Headers));
             }
         }
@@ -521,9 +529,16 @@ impl Conn {
                             101 => return Err(Error::socket("bad upgrade")),
                             _ => {}
                         }
-                        let info = Head { status: head.status, reason: head.reason, headers: head.headers };
+                        let info = Head {
+                            status: head.status,
+                            reason: head.reason,
+                            headers: head.headers,
+                        };
                         self.dirty.push(&r.req.sink, Event::Info(info));
-                        let t = r.req.headers_timeout.unwrap_or(self.pool.cfg.headers_timeout);
+                        let t = r
+                            .req
+                            .headers_timeout
+                            .unwrap_or(self.pool.cfg.headers_timeout);
                         if r.sent && !t.is_zero() {
                             self.timer = Some((Instant::now() + t, Timer::Headers));
                         }
@@ -534,7 +549,11 @@ impl Conn {
                     let framing = head.framing;
                     r.response = Response::Body {
                         decoder: BodyDecoder::new(framing, self.pool.cfg.max_header_size),
-                        head: Some(Head { status: head.status, reason: head.reason, headers: head.headers }),
+                        head: Some(Head {
+                            status: head.status,
+                            reason: head.reason,
+                            headers: head.headers,
+                        }),
                         parts: Vec::new(),
                         received: 0,
                         keep_alive: head.keep_alive && hint_ok,
@@ -544,28 +563,38 @@ impl Conn {
                     }
                     self.arm_body_timer();
                 }
-                Response::Body { decoder, parts, received, .. } => {
-                    match decoder.decode(&mut self.rbuf)? {
-                        Decoded::NeedMore => {
-                            self.arm_body_timer();
-                            return Ok(());
-                        }
-                        Decoded::Data(b) => {
-                            *received += b.len() as u64;
-                            if self.pool.cfg.max_response_size.is_some_and(|m| *received > m) {
-                                return Err(Error::ResponseExceededMaxSize);
-                            }
-                            parts.push(b);
-                        }
-                        Decoded::Done(trailers) => self.complete(trailers)?,
+                Response::Body {
+                    decoder,
+                    parts,
+                    received,
+                    ..
+                } => match decoder.decode(&mut self.rbuf)? {
+                    Decoded::NeedMore => {
+                        self.arm_body_timer();
+                        return Ok(());
                     }
-                }
+                    Decoded::Data(b) => {
+                        *received += b.len() as u64;
+                        if self
+                            .pool
+                            .cfg
+                            .max_response_size
+                            .is_some_and(|m| *received > m)
+                        {
+                            return Err(Error::ResponseExceededMaxSize);
+                        }
+                        parts.push(b);
+                    }
+                    Decoded::Done(trailers) => self.complete(trailers)?,
+                },
             }
         }
     }
 
     fn arm_body_timer(&mut self) {
-        let Some(r) = self.running.front() else { return };
+        let Some(r) = self.running.front() else {
+            return;
+        };
         let t = r.req.body_timeout.unwrap_or(self.pool.cfg.body_timeout);
         self.timer = (!t.is_zero()).then(|| (Instant::now() + t, Timer::Body));
     }
@@ -573,7 +602,13 @@ impl Conn {
     /// The response at the head of the pipeline ended.
     fn complete(&mut self, trailers: RawHeaders) -> Result<(), Error> {
         let r = self.running.pop_front().expect("a response completed");
-        let Response::Body { head, mut parts, keep_alive, .. } = r.response else {
+        let Response::Body {
+            head,
+            mut parts,
+            keep_alive,
+            ..
+        } = r.response
+        else {
             unreachable!("completed before its head")
         };
         let ev = match head {
@@ -596,7 +631,10 @@ impl Conn {
         }
         if let Some(next) = self.running.front() {
             if next.sent {
-                let t = next.req.headers_timeout.unwrap_or(self.pool.cfg.headers_timeout);
+                let t = next
+                    .req
+                    .headers_timeout
+                    .unwrap_or(self.pool.cfg.headers_timeout);
                 self.timer = (!t.is_zero()).then(|| (Instant::now() + t, Timer::Headers));
             }
         }
@@ -614,13 +652,17 @@ impl Conn {
     }
 
     fn on_timer(&mut self) -> Result<(), Error> {
-        let Some((at, kind)) = self.timer else { return Ok(()) };
+        let Some((at, kind)) = self.timer else {
+            return Ok(());
+        };
         if Instant::now() < at {
             return Ok(());
         }
         self.timer = None;
         match kind {
-            Timer::Idle if self.running.is_empty() => Err(Error::Informational("socket idle timeout")),
+            Timer::Idle if self.running.is_empty() => {
+                Err(Error::Informational("socket idle timeout"))
+            }
             Timer::Headers => Err(Error::HeadersTimeout),
             Timer::Body if self.read_paused() => Ok(()),
             Timer::Body => Err(Error::BodyTimeout),

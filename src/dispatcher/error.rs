@@ -72,9 +72,7 @@ impl fmt::Display for Error {
             Error::HeadersTimeout => f.write_str("Headers Timeout Error"),
             Error::HeadersOverflow => f.write_str("Headers Overflow Error"),
             Error::BodyTimeout => f.write_str("Body Timeout Error"),
-            Error::InvalidArgument(m) | Error::NotSupported(m) | Error::Socket(m) => {
-                f.write_str(m)
-            }
+            Error::InvalidArgument(m) | Error::NotSupported(m) | Error::Socket(m) => f.write_str(m),
             Error::RequestAborted => f.write_str("Request aborted"),
             Error::Informational(m) => f.write_str(m),
             Error::RequestContentLengthMismatch => {

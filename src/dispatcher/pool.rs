@@ -125,13 +125,13 @@ impl Pool {
 
     /// Queues `req`. `Ok(false)` means busy: if `wants_drain`, an
     /// `Event::Drain` follows once it is not.
-    pub fn dispatch(self: &Arc<Self>, req: Request, wants_drain: bool) -> Result<bool, (Error, Request)> {
+    pub fn dispatch(self: &Arc<Self>, req: Request, wants_drain: bool) -> Result<bool, Error> {
         let mut st = self.lock();
         if st.destroyed.is_some() {
-            return Err((Error::ClientDestroyed, req));
+            return Err(Error::ClientDestroyed);
         }
         if st.closed {
-            return Err((Error::ClientClosed, req));
+            return Err(Error::ClientClosed);
         }
         st.pending.push_back(req);
         self.assign(&mut st);
@@ -153,9 +153,7 @@ impl Pool {
                 .position(|c| !c.busy && !c.closing && c.size() < depth);
             let idx = match free {
                 Some(i) => i,
-                None if self.cfg.connections.is_none_or(|m| st.conns.len() < m) => {
-                    self.open(st)
-                }
+                None if self.cfg.connections.is_none_or(|m| st.conns.len() < m) => self.open(st),
                 None => return,
             };
             let req = st.pending.pop_front().expect("pending is not empty");

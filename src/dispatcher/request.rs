@@ -22,7 +22,9 @@ pub enum Body {
     None,
     Bytes(Bytes),
     /// Pulled chunk by chunk from the caller (iterables, files); `length` when known.
-    Stream { length: Option<u64> },
+    Stream {
+        length: Option<u64>,
+    },
 }
 
 impl Body {
@@ -167,13 +169,24 @@ fn invalid(msg: impl Into<String>) -> Error {
 pub fn encode_uri_component(s: &str, out: &mut String) {
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            )
         {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push(char::from_digit((b >> 4) as u32, 16).unwrap().to_ascii_uppercase());
-            out.push(char::from_digit((b & 15) as u32, 16).unwrap().to_ascii_uppercase());
+            out.push(
+                char::from_digit((b >> 4) as u32, 16)
+                    .unwrap()
+                    .to_ascii_uppercase(),
+            );
+            out.push(
+                char::from_digit((b & 15) as u32, 16)
+                    .unwrap()
+                    .to_ascii_uppercase(),
+            );
         }
     }
 }
@@ -242,9 +255,10 @@ impl Request {
                     if user_length.is_some() {
                         return Err(invalid("duplicate content-length header"));
                     }
-                    user_length = Some(parse_digits(value).ok_or_else(|| {
-                        invalid("invalid content-length header")
-                    })?);
+                    user_length = Some(
+                        parse_digits(value)
+                            .ok_or_else(|| invalid("invalid content-length header"))?,
+                    );
                 }
                 b"transfer-encoding" | b"keep-alive" | b"upgrade" => {
                     return Err(invalid(format!(
@@ -279,7 +293,11 @@ impl Request {
             }
         }
         if matches!(body, Body::None) {
-            length = if payload { user_length.or(Some(0)) } else { None };
+            length = if payload {
+                user_length.or(Some(0))
+            } else {
+                None
+            };
             if length == Some(0) && !payload {
                 length = None;
             }
@@ -298,8 +316,8 @@ impl Request {
             encode::header(&mut start, b"upgrade", u.as_bytes());
         }
 
-        let has_body = !matches!(body, Body::None)
-            && !matches!(&body, Body::Bytes(b) if b.is_empty());
+        let has_body =
+            !matches!(body, Body::None) && !matches!(&body, Body::Bytes(b) if b.is_empty());
         match (length, &body) {
             (Some(n), _) => encode::content_length(&mut user, n),
             (None, Body::Stream { .. }) => {
@@ -339,15 +357,15 @@ impl Request {
     pub fn closes_connection(&self) -> bool {
         match self.flags.reset {
             Some(r) => r || self.flags.body_without_payload_method,
-            None => self.flags.is_head || self.flags.upgrade || self.flags.body_without_payload_method,
+            None => {
+                self.flags.is_head || self.flags.upgrade || self.flags.body_without_payload_method
+            }
         }
     }
 
     /// May this request be written while others are running (undici's `busy()`)?
     pub fn can_pipeline(&self) -> bool {
-        self.flags.idempotent
-            && !self.flags.upgrade
-            && !matches!(self.body, Body::Stream { .. })
+        self.flags.idempotent && !self.flags.upgrade && !matches!(self.body, Body::Stream { .. })
     }
 }
 
@@ -360,8 +378,9 @@ fn parse_digits(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    v.iter()
-        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add((d - b'0') as u64))
+    v.iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add((d - b'0') as u64)
+    })
 }
 
 #[cfg(test)]
@@ -391,7 +410,10 @@ mod tests {
     #[test]
     fn get_head_bytes() {
         let mut s = spec("GET", "/a");
-        s.headers = vec![(b"X-Foo".to_vec(), b"bar".to_vec()), (b"x".to_vec(), b"1".to_vec())];
+        s.headers = vec![
+            (b"X-Foo".to_vec(), b"bar".to_vec()),
+            (b"x".to_vec(), b"1".to_vec()),
+        ];
         s.query = Some("q=a%20b".into());
         let r = build(s).unwrap();
         assert_eq!(
@@ -424,7 +446,10 @@ mod tests {
         let cases: Vec<(RequestSpec, &str)> = vec![
             (spec("GET\n", "/"), "invalid request method"),
             (spec("GET", "/a b"), "invalid request path"),
-            (spec("GET", "a"), "path must be an absolute URL or start with a slash"),
+            (
+                spec("GET", "a"),
+                "path must be an absolute URL or start with a slash",
+            ),
         ];
         for (s, msg) in cases {
             match build(s) {
@@ -445,7 +470,10 @@ mod tests {
         ] {
             let mut s = spec("GET", "/");
             s.headers = vec![(n.into(), v.into())];
-            assert!(matches!(build(s), Err(Error::InvalidArgument(_))), "{n}: {v}");
+            assert!(
+                matches!(build(s), Err(Error::InvalidArgument(_))),
+                "{n}: {v}"
+            );
         }
         let mut s = spec("GET", "/");
         s.headers = vec![(b"Expect".to_vec(), b"100-continue".to_vec())];

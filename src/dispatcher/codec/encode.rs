@@ -114,7 +114,10 @@ mod tests {
         request_line(&mut out, b"GET", b"/x");
         header(&mut out, b"host", b"a:1");
         content_length(&mut out, 42);
-        assert_eq!(&out[..], b"GET /x HTTP/1.1\r\nhost: a:1\r\ncontent-length: 42\r\n");
+        assert_eq!(
+            &out[..],
+            b"GET /x HTTP/1.1\r\nhost: a:1\r\ncontent-length: 42\r\n"
+        );
         assert_eq!(&chunk_size_line(255)[..], b"ff\r\n");
     }
 }
