@@ -41,6 +41,7 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         notify,
         io,
         rbuf: BytesMut::with_capacity(READ_SIZE),
+        spare: None,
         wq: VecDeque::new(),
         queued: 0,
         written: 0,
@@ -133,6 +134,7 @@ struct Conn {
     notify: Arc<Notify>,
     io: Io,
     rbuf: BytesMut,
+    spare: Option<BytesMut>,
     wq: VecDeque<Bytes>,
     /// Bytes ever queued / written on this connection.
     queued: u64,
@@ -457,6 +459,30 @@ impl Conn {
         }
     }
 
+    /// Finds read space without fresh memory when it can: body chunks handed
+    /// out still pin the buffer they came from, so while the consumer holds
+    /// them the next read goes to the spare buffer, whose chunks are done.
+    fn make_room(&mut self, want: usize) {
+        if self.rbuf.capacity() - self.rbuf.len() >= want / 4 || self.rbuf.try_reclaim(want) {
+            return;
+        }
+        if !self.rbuf.is_empty() {
+            self.rbuf.reserve(want);
+            return;
+        }
+        let next = match self.spare.take() {
+            Some(mut s) => {
+                if s.try_reclaim(want) {
+                    s
+                } else {
+                    BytesMut::with_capacity(want)
+                }
+            }
+            None => BytesMut::with_capacity(want),
+        };
+        self.spare = Some(std::mem::replace(&mut self.rbuf, next));
+    }
+
     /// How much to read next: up to the rest of a long Content-Length body.
     fn read_size(&self) -> usize {
         let remaining = match self.running.front().map(|r| &r.response) {
@@ -471,10 +497,7 @@ impl Conn {
     }
 
     fn read(&mut self) -> Result<(), Error> {
-        let want = self.read_size();
-        if self.rbuf.capacity() - self.rbuf.len() < want / 4 {
-            self.rbuf.reserve(want);
-        }
+        self.make_room(self.read_size());
         match self.io.try_read_buf(&mut self.rbuf) {
             Ok(0) => self.on_eof(),
             Ok(_) => self.process(),
