@@ -260,8 +260,12 @@ impl Conn {
     /// Before an idle kept-alive socket takes a request: bytes or EOF already
     /// waiting mean the server closed it or sent something nobody asked for;
     /// either way it must not carry the request (the response would be
-    /// matched to the wrong request). One non-blocking read, no timer.
+    /// matched to the wrong request). A read only if the reactor saw the
+    /// socket become readable; no timer.
     fn check_idle(&mut self) -> Result<(), Error> {
+        if !self.io.seems_readable() {
+            return Ok(());
+        }
         match self.io.try_read_buf(&mut self.rbuf) {
             Ok(0) => Err(Error::socket("other side closed")),
             Ok(_) => Err(Error::socket("bad response")),
@@ -734,7 +738,7 @@ impl Conn {
         }
         pool.maybe_drain(&mut st);
         pool.maybe_closed(&mut st);
-        drop(st);
+        Pool::unlock_and_wake(st);
         self.dirty.flush();
     }
 }

@@ -2,8 +2,11 @@
 
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::task::{Context, Waker};
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
 
 use super::config::Config;
@@ -29,10 +32,52 @@ impl Io {
         }
     }
 
+    /// Reads into `buf`'s spare capacity. A short read drained the socket,
+    /// so readiness is cleared then too: the next wait sleeps until new data
+    /// instead of costing a read that only says "would block".
     pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let mut got = 0;
+        let read = || {
+            let spare = buf.spare_capacity_mut();
+            let cap = spare.len();
+            // SAFETY: recv writes at most `cap` bytes into the spare capacity.
+            let n = unsafe { libc::recv(self.fd(), spare.as_mut_ptr().cast(), cap, 0) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            got = n as usize;
+            if got > 0 && got < cap {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(got)
+        };
+        let r = match self {
+            Io::Tcp(s) => s.try_io(Interest::READABLE, read),
+            Io::Unix(s) => s.try_io(Interest::READABLE, read),
+        };
+        // SAFETY: `got` bytes of the spare capacity were just written.
+        unsafe { buf.set_len(buf.len() + got) };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            r => r,
+        }
+    }
+
+    /// Whether the reactor has seen the socket become readable: a cheap test
+    /// with no system call.
+    pub fn seems_readable(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let ready = match self {
+            Io::Tcp(s) => s.poll_read_ready(&mut cx),
+            Io::Unix(s) => s.poll_read_ready(&mut cx),
+        };
+        ready.is_ready()
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
         match self {
-            Io::Tcp(s) => s.try_read_buf(buf),
-            Io::Unix(s) => s.try_read_buf(buf),
+            Io::Tcp(s) => s.as_raw_fd(),
+            Io::Unix(s) => s.as_raw_fd(),
         }
     }
 

@@ -50,6 +50,9 @@ pub(crate) struct State {
     need_drain: bool,
     /// Where dispatcher events go (the loop that first used it).
     pub events: Option<SinkRef>,
+    /// Connections to wake once the lock is released (waking takes a
+    /// system call, which must not lengthen the critical section).
+    wake: Vec<Arc<Notify>>,
     /// Close or destroy was asked and `Closed` is still to be sent.
     closing_pending: bool,
 }
@@ -106,6 +109,7 @@ impl Pool {
                 destroyed: None,
                 need_drain: false,
                 events: None,
+                wake: Vec::new(),
                 closing_pending: false,
             }),
         })
@@ -139,6 +143,7 @@ impl Pool {
         if busy && wants_drain {
             st.need_drain = true;
         }
+        Self::unlock_and_wake(st);
         Ok(!busy)
     }
 
@@ -159,7 +164,19 @@ impl Pool {
             let req = st.pending.pop_front().expect("pending is not empty");
             let slot = &mut st.conns[idx];
             slot.queue.push_back(req);
-            slot.notify.notify_one();
+            let n = slot.notify.clone();
+            if !st.wake.iter().any(|w| Arc::ptr_eq(w, &n)) {
+                st.wake.push(n);
+            }
+        }
+    }
+
+    /// Releases the lock, then wakes the connections `assign` picked.
+    pub(crate) fn unlock_and_wake(mut st: MutexGuard<'_, State>) {
+        let wake = std::mem::take(&mut st.wake);
+        drop(st);
+        for n in wake {
+            n.notify_one();
         }
     }
 
@@ -198,6 +215,7 @@ impl Pool {
         }
         self.assign(&mut st);
         self.maybe_drain(&mut st);
+        Self::unlock_and_wake(st);
     }
 
     pub fn pipelining(&self) -> u32 {
