@@ -1,4 +1,5 @@
-"""What the tokio→asyncio bridge costs per request, split by thread.
+"""What the tokio→asyncio bridge costs per request, split by thread, for the
+eventfd wake-up undipy uses and for `call_soon_threadsafe` (the usual design).
 
 Runs undipy's ``request()`` (GET, 13-byte body) at concurrency 1, 10 and 100
 under asyncio and uvloop against ``--url`` and reports req/s, CPU per request
@@ -91,30 +92,27 @@ def main() -> None:
     if args.child:
         return child(args)
     print(
-        "| loop | concurrency | req/s | loop thread µs/req | io thread µs/req "
+        "| wake | loop | concurrency | req/s | loop thread µs/req | io thread µs/req "
         "| wake-ups/req | events/wake-up |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for loop in ("asyncio", "uvloop"):
-        for conc in (1, 10, 100):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                "--url",
-                args.url,
-                "--conc",
-                str(conc),
-                "--loop",
-                loop,
-                "--duration",
-                str(args.duration),
-            ]
-            r = json.loads(subprocess.check_output(cmd))
-            print(
-                f"| {loop} | {conc} | {r['req_s']:.0f} | {r['loop_us']:.1f} | {r['io_us']:.1f} "
-                f"| {r['drains_per_req']:.2f} | {r['events_per_drain']:.1f} |"
-            )
+    print("|---|---|---|---|---|---|---|---|")
+    configs = [
+        (w, lp, c)
+        for w in ("eventfd", "threadsafe")
+        for lp in ("asyncio", "uvloop")
+        for c in (1, 10, 100)
+    ]
+    for wake, loop, conc in configs:
+        cmd = [
+            sys.executable, __file__, "--child", "--url", args.url, "--conc", str(conc),
+            "--loop", loop, "--duration", str(args.duration),
+        ]  # fmt: skip
+        env = {**os.environ, "UNDIPY_WAKE": wake}
+        r = json.loads(subprocess.check_output(cmd, env=env))
+        print(
+            f"| {wake} | {loop} | {conc} | {r['req_s']:.0f} | {r['loop_us']:.1f} "
+            f"| {r['io_us']:.1f} | {r['drains_per_req']:.2f} | {r['events_per_drain']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

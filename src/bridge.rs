@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
@@ -33,6 +33,10 @@ pub struct Queue {
     events: Mutex<Vec<(u64, Event)>>,
     armed: AtomicBool,
     fd: OwnedFd,
+    /// Measurement only (`docs/design.md`): wake the loop with
+    /// `call_soon_threadsafe(drain)` instead of the eventfd, attaching to
+    /// Python from the runtime thread as the usual bridges do.
+    threadsafe: OnceLock<(Py<PyAny>, Py<PyAny>)>,
 }
 
 impl Sink for Queue {
@@ -42,6 +46,15 @@ impl Sink for Queue {
 
     fn flush(&self) {
         if !self.armed.swap(true, Ordering::AcqRel) {
+            if let Some((call_soon_threadsafe, drain)) = self.threadsafe.get() {
+                // Nothing to wake once the interpreter is shutting down.
+                let _ = Python::try_attach(|py| {
+                    if let Err(e) = call_soon_threadsafe.call1(py, (drain,)) {
+                        e.write_unraisable(py, None);
+                    }
+                });
+                return;
+            }
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a live u64 to an fd we own.
             unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
@@ -61,6 +74,7 @@ impl Queue {
             armed: AtomicBool::new(false),
             // SAFETY: fd is a fresh descriptor nobody else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            threadsafe: OnceLock::new(),
         })
     }
 
@@ -202,6 +216,11 @@ impl LoopBridge {
             drains: AtomicU64Get::default(),
             events: AtomicU64Get::default(),
         })
+    }
+
+    /// Measurement only: wake the loop through `call_soon_threadsafe`.
+    fn wake_threadsafe(&self, call_soon_threadsafe: Py<PyAny>, drain: Py<PyAny>) {
+        let _ = self.queue.threadsafe.set((call_soon_threadsafe, drain));
     }
 
     /// The fd the loop watches.

@@ -7,6 +7,7 @@ loop then calls ``LoopBridge.drain`` which delivers the whole batch.
 from __future__ import annotations
 
 import asyncio
+import os
 
 from ._undipy import LoopBridge
 
@@ -20,7 +21,11 @@ def bridge_for(loop: asyncio.AbstractEventLoop) -> LoopBridge:
         return b
     _sweep()
     b = LoopBridge(loop)
-    loop.add_reader(b.fd, b.drain)
+    if os.environ.get("UNDIPY_WAKE") == "threadsafe":
+        # For docs/design.md's comparison only: the usual bridge design.
+        b.wake_threadsafe(loop.call_soon_threadsafe, b.drain)
+    else:
+        loop.add_reader(b.fd, b.drain)
     _bridges[id(loop)] = b
     return b
 
