@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bridge::{Control, Kind, LoopBridge, Target, TargetState};
-use crate::dispatcher::{runtime, Config, Error, Event, Origin, Pool, Request, SinkRef};
+use crate::dispatcher::{runtime, Config, Error, Origin, Pool, Request, SinkRef};
 use crate::errors::{forget_user_error, to_pyerr, user_error};
 use crate::options::{self, Parsed};
 
@@ -138,10 +138,14 @@ impl Core {
         self.check_fork(py)?;
         let parsed = options::parse(py, opts, false)?;
         let wants_body_sent = handler.hasattr(pyo3::intern!(py, "on_body_sent"))?;
-        let (req, control, token) =
+        let (req, control) =
             self.build(py, bridge, parsed, Kind::Handler(handler.clone().unbind()))?;
         let mut req = req;
         req.wants_body_sent = wants_body_sent;
+        if self.pool.is_closed() {
+            // Refused before it exists: only on_error runs, as in undici.
+            return Ok(self.submit(req, true));
+        }
         let ctl = req.ctl.clone();
         let abort = control.getattr(pyo3::intern!(py, "abort"))?;
         if let Err(e) =
@@ -153,7 +157,7 @@ impl Core {
         if ctl.is_aborted() {
             return Ok(true);
         }
-        Ok(self.submit(bridge, token, req, true))
+        Ok(self.submit(req, true))
     }
 
     /// `request()`'s engine half: `future` gets the `ResponseData`. Returns
@@ -173,9 +177,9 @@ impl Core {
             future: future.unbind(),
             extras,
         };
-        let (req, control, token) = self.build(py, bridge, parsed, kind)?;
+        let (req, control) = self.build(py, bridge, parsed, kind)?;
         // request() never looks at "busy": no drain event for it.
-        self.submit(bridge, token, req, false);
+        self.submit(req, false);
         Ok(control)
     }
 
@@ -243,15 +247,21 @@ impl Core {
         bridge: &Bound<'py, LoopBridge>,
         parsed: Parsed,
         kind: Kind,
-    ) -> PyResult<(Request, Bound<'py, Control>, u64)> {
+    ) -> PyResult<(Request, Bound<'py, Control>)> {
         let b = bridge.get();
         let token = b.next_token();
         let sink = SinkRef {
             sink: b.queue.clone(),
             token,
         };
-        let req = Request::build(parsed.spec, &self.pool.cfg.origin.host_header, sink)
-            .map_err(|e| to_pyerr(py, &e))?;
+        let cfg = &self.pool.cfg;
+        let req = Request::build(
+            parsed.spec,
+            &cfg.origin.host_header,
+            cfg.strict_content_length,
+            sink,
+        )
+        .map_err(|e| to_pyerr(py, &e))?;
         let control = Bound::new(
             py,
             Control::new(token, req.ctl.clone(), bridge.clone().unbind()),
@@ -265,24 +275,12 @@ impl Core {
                 st: Mutex::new(st),
             },
         );
-        Ok((req, control, token))
+        Ok((req, control))
     }
 
-    /// Hands the request to the engine; a closed dispatcher fails it
-    /// asynchronously, as undici does.
-    fn submit(
-        &self,
-        bridge: &Bound<'_, LoopBridge>,
-        token: u64,
-        req: Request,
-        wants_drain: bool,
-    ) -> bool {
-        match self.pool.dispatch(req, wants_drain) {
-            Ok(ok) => ok,
-            Err(e) => {
-                bridge.get().push(token, Event::Error(e));
-                false
-            }
-        }
+    /// Hands the request to the engine (which fails it asynchronously if
+    /// the dispatcher is closed, as undici does).
+    fn submit(&self, req: Request, wants_drain: bool) -> bool {
+        self.pool.dispatch(req, wants_drain)
     }
 }

@@ -195,11 +195,19 @@ impl Conn {
             return Err(Error::Informational("aborted"));
         }
         self.take_work()?;
-        self.feed_stream()?;
-        if !self.wq.is_empty() {
+        // A streaming body asks for its next chunk once the socket took the
+        // previous ones, so feed and write until the socket is full or the
+        // body has nothing ready.
+        loop {
+            self.feed_stream()?;
+            if self.wq.is_empty() {
+                return Ok(());
+            }
             self.write()?;
+            if !self.wq.is_empty() {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     fn take_work(&mut self) -> Result<(), Error> {
@@ -225,7 +233,10 @@ impl Conn {
             }
             let front = st.conns[idx].queue.front().expect("queue is not empty");
             if front.ctl.is_aborted() {
-                st.conns[idx].queue.pop_front();
+                // Its handler already got the abort error.
+                if let Some(mut r) = st.conns[idx].queue.pop_front() {
+                    r.settled = true;
+                }
                 continue;
             }
             if !self.running.is_empty() && !front.can_pipeline() {
@@ -247,7 +258,9 @@ impl Conn {
                 return Err(Error::Informational("reset"));
             }
             if st.closed && st.pending.is_empty() {
-                return Err(Error::socket("closed"));
+                // undici's close() ends in destroy(): the socket goes down
+                // with ClientDestroyedError, which "disconnect" reports.
+                return Err(Error::ClientDestroyed);
             }
             if self.timer.is_none() && !self.keep_alive.is_zero() {
                 self.timer = Some((Instant::now() + self.keep_alive, Timer::Idle));
@@ -399,8 +412,9 @@ impl Conn {
     /// Fails the request at the head of the pipeline now; the connection
     /// then ends with an informational reason so the others are re-sent.
     fn fail_front_with(&mut self, err: Error) -> Error {
-        if let Some(r) = self.running.pop_front() {
+        if let Some(mut r) = self.running.pop_front() {
             self.dirty.push(&r.req.sink, Event::Error(err));
+            r.req.settled = true;
         }
         Error::Informational("reset")
     }
@@ -628,13 +642,18 @@ impl Conn {
 
     /// The response at the head of the pipeline ended.
     fn complete(&mut self, trailers: RawHeaders) -> Result<(), Error> {
-        let r = self.running.pop_front().expect("a response completed");
+        let Running {
+            mut req,
+            response,
+            sent,
+            ..
+        } = self.running.pop_front().expect("a response completed");
         let Response::Body {
             head,
             mut parts,
             keep_alive,
             ..
-        } = r.response
+        } = response
         else {
             unreachable!("completed before its head")
         };
@@ -642,14 +661,15 @@ impl Conn {
             Some(h) => Event::Full(h, join(&mut parts), trailers),
             None => {
                 for p in parts {
-                    self.dirty.push(&r.req.sink, Event::Data(p));
+                    self.dirty.push(&req.sink, Event::Data(p));
                 }
                 Event::Complete(trailers)
             }
         };
-        self.dirty.push(&r.req.sink, ev);
+        self.dirty.push(&req.sink, ev);
+        req.settled = true;
         self.timer = None;
-        if !r.sent {
+        if !sent {
             // The server answered before the request body was written.
             return Err(Error::Informational("reset"));
         }
@@ -707,20 +727,23 @@ impl Conn {
         if let Some(destroyed) = st.destroyed.clone() {
             fail_all(running.drain(..).map(|r| r.req), &destroyed);
         } else if !err.is_informational() {
-            if let Some(head) = running.pop_front() {
+            if let Some(mut head) = running.pop_front() {
                 if !head.req.ctl.is_aborted() {
                     self.dirty.push(&head.req.sink, Event::Error(err.clone()));
                 }
+                head.req.settled = true;
             }
         }
         let mut again: Vec<Request> = Vec::new();
-        for r in running {
+        for mut r in running {
             if r.req.ctl.is_aborted() {
+                r.req.settled = true;
                 continue;
             }
             if r.stream.is_some() && r.req.attempts > 0 {
                 // Its body was consumed: it cannot be written again.
                 self.dirty.push(&r.req.sink, Event::Error(err.clone()));
+                r.req.settled = true;
                 continue;
             }
             again.push(r.req);

@@ -129,13 +129,21 @@ impl Pool {
 
     /// Queues `req`. `Ok(false)` means busy: if `wants_drain`, an
     /// `Event::Drain` follows once it is not.
-    pub fn dispatch(self: &Arc<Self>, req: Request, wants_drain: bool) -> Result<bool, Error> {
+    /// A closed or destroyed dispatcher fails `req` (asynchronously, as
+    /// undici does) and returns false.
+    pub fn dispatch(self: &Arc<Self>, req: Request, wants_drain: bool) -> bool {
         let mut st = self.lock();
-        if st.destroyed.is_some() {
-            return Err(Error::ClientDestroyed);
-        }
-        if st.closed {
-            return Err(Error::ClientClosed);
+        let refused = if st.destroyed.is_some() {
+            Some(Error::ClientDestroyed)
+        } else if st.closed {
+            Some(Error::ClientClosed)
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            drop(st);
+            fail_all([req], &e);
+            return false;
         }
         st.pending.push_back(req);
         self.assign(&mut st);
@@ -144,7 +152,7 @@ impl Pool {
             st.need_drain = true;
         }
         Self::unlock_and_wake(st);
-        Ok(!busy)
+        !busy
     }
 
     /// Moves pending requests to connections that can take them, opening
@@ -192,8 +200,35 @@ impl Pool {
             busy: false,
             closing: false,
         });
-        self.rt.spawn(conn::run(self.clone(), id, notify));
+        let task = self.rt.spawn(conn::run(self.clone(), id, notify));
+        let pool = self.clone();
+        self.rt.spawn(async move {
+            if task.await.is_err() {
+                pool.forget_conn(id);
+            }
+        });
         st.conns.len() - 1
+    }
+
+    /// A connection task died by panic: its running requests were failed as
+    /// they were dropped; its queue goes back to be sent elsewhere.
+    fn forget_conn(self: &Arc<Self>, id: u64) {
+        let mut st = self.lock();
+        let Some(pos) = st.conns.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let slot = st.conns.remove(pos);
+        for r in slot.queue.into_iter().rev() {
+            st.pending.push_front(r);
+        }
+        self.emit(
+            &st,
+            Event::Disconnected(Error::socket("connection task failed")),
+        );
+        self.assign(&mut st);
+        self.maybe_drain(&mut st);
+        self.maybe_closed(&mut st);
+        Self::unlock_and_wake(st);
     }
 
     /// Emits `drain` if a caller was told "busy" and that is no longer so.
@@ -297,10 +332,11 @@ impl Pool {
 /// Fails requests with `err`, flushing each sink once at the end.
 pub(crate) fn fail_all(reqs: impl IntoIterator<Item = Request>, err: &Error) {
     let mut dirty = super::event::Dirty::default();
-    for r in reqs {
+    for mut r in reqs {
         if !r.ctl.is_aborted() {
             dirty.push(&r.sink, Event::Error(err.clone()));
         }
+        r.settled = true;
     }
     dirty.flush();
 }

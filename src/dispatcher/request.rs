@@ -151,6 +151,21 @@ pub struct Request {
     pub wants_body_sent: bool,
     /// How many times the request was written; a rewrite tells the handler.
     pub attempts: u32,
+    /// A final event (completion or error) was sent for it.
+    pub settled: bool,
+}
+
+/// The guarantee that every request ends: one dropped without a final event
+/// (a bug, or a panic unwinding a connection task) fails instead of hanging.
+impl Drop for Request {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.sink.push(super::event::Event::Error(Error::socket(
+                "request dropped by an internal error",
+            )));
+            self.sink.sink.flush();
+        }
+    }
 }
 
 /// Methods whose requests carry a payload (undici's `expectsPayload`).
@@ -193,7 +208,12 @@ pub fn encode_uri_component(s: &str, out: &mut String) {
 
 impl Request {
     /// Validates `spec` and encodes its head. `host` is the origin's default Host value.
-    pub fn build(spec: RequestSpec, host: &[u8], sink: SinkRef) -> Result<Request, Error> {
+    pub fn build(
+        spec: RequestSpec,
+        host: &[u8],
+        strict: bool,
+        sink: SinkRef,
+    ) -> Result<Request, Error> {
         let method = spec.method;
         if !encode::is_token(method.as_bytes()) {
             return Err(invalid("invalid request method"));
@@ -280,32 +300,27 @@ impl Request {
             }
         }
 
-        let body = spec.body.unwrap_or(Body::None);
+        // undici's framing: the length of what is actually sent wins; a user
+        // content-length only frames a body of unknown length.
+        let mut body = spec.body.unwrap_or(Body::None);
         let payload = expects_payload(&method);
         let checks_length = !matches!(
             &method[..],
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "CONNECT"
         );
-        let mut length = body.known_length();
-        if let (Some(user), Some(actual), true) = (user_length, length, checks_length) {
-            if user != actual && !(actual == 0 && matches!(body, Body::None)) {
-                return Err(Error::RequestContentLengthMismatch);
-            }
-        }
-        if matches!(body, Body::None) {
-            length = if payload {
-                user_length.or(Some(0))
-            } else {
-                None
-            };
-            if length == Some(0) && !payload {
-                length = None;
-            }
-        } else if let Body::Stream { length: None } = body {
-            length = user_length;
-        }
+        let mut length = body.known_length().or(user_length);
         if length == Some(0) && !payload {
             length = None;
+        }
+        if strict
+            && checks_length
+            && length.is_some_and(|l| l > 0)
+            && user_length.is_some_and(|u| Some(u) != length)
+        {
+            return Err(Error::RequestContentLengthMismatch);
+        }
+        if let Body::Stream { length: l } = &mut body {
+            *l = length;
         }
 
         let mut start = BytesMut::with_capacity(64 + target.len());
@@ -350,6 +365,7 @@ impl Request {
             body_timeout: spec.body_timeout,
             wants_body_sent: false,
             attempts: 0,
+            settled: false,
         })
     }
 
@@ -404,7 +420,7 @@ mod tests {
     }
 
     fn build(s: RequestSpec) -> Result<Request, Error> {
-        Request::build(s, b"h:1", test_sink())
+        Request::build(s, b"h:1", true, test_sink())
     }
 
     #[test]
