@@ -404,8 +404,12 @@ impl Body {
             }
         }
     }
+}
 
-    fn __del__(&self) {
+/// A body dropped unread aborts its request (closing the connection) rather
+/// than holding the connection forever.
+impl Drop for Body {
+    fn drop(&mut self) {
         self.discard();
     }
 }

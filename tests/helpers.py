@@ -6,13 +6,13 @@ Everything here talks to the real servers of ``servers.py``; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from servers import HttpProtocolError, RawConn, RawServer, response
-
 import undipy
+from servers import HttpProtocolError, HttpServer, RawConn, RawServer, Request, Response, response
 
 T = 5.0
 """Bound, in seconds, for any single wait on the client."""
@@ -22,11 +22,28 @@ SETTLE = 0.1
 
 RawServerFactory = Callable[..., Awaitable[RawServer]]
 R = TypeVar("R")
+D = TypeVar("D", bound=undipy.Dispatcher)
 
 
 async def within(aw: Awaitable[R], timeout: float = T) -> R:
     """Await ``aw`` with a bound, so a broken client fails the test instead of hanging it."""
     return await asyncio.wait_for(aw, timeout)
+
+
+@contextlib.asynccontextmanager
+async def closing(dispatcher: D) -> AsyncIterator[D]:
+    """Use ``dispatcher``, then close it; close() must resolve within ``T`` seconds.
+
+    If the body of the ``async with`` failed, the dispatcher is destroyed instead, so a
+    failed test never waits on requests it left hanging.
+    """
+    try:
+        yield dispatcher
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await within(dispatcher.destroy(), 2.0)
+        raise
+    await within(dispatcher.close())
 
 
 def head(*lines: str) -> bytes:
@@ -46,22 +63,55 @@ def pattern(n: int) -> bytes:
     return (block * reps)[:n]
 
 
+def streamer(total_mib: int, progress: list[int]) -> Callable[[RawConn], Awaitable[None]]:
+    """Script: answer one request with a ``total_mib`` MiB body sent 1 MiB at a time,
+    appending to ``progress`` after each MiB the socket accepted. Far more than socket
+    buffers hold, so the client can never have all of it unless it reads it."""
+
+    async def script(conn: RawConn) -> None:
+        assert await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (total_mib << 20))
+        piece = pattern(1 << 20)
+        try:
+            for _ in range(total_mib):
+                await conn.send(piece)
+                progress.append(1)
+        except ConnectionError:  # the client dropped the connection: that is its right
+            return
+        await conn.wait_closed_by_peer(timeout=10.0)
+
+    return script
+
+
 def answer(resp: bytes = response(200, b"ok")) -> Callable[[RawConn], Awaitable[None]]:
     """A RawServer script answering every request with ``resp`` until the client closes.
 
     A request that cannot be read (the client stalled, or sent bytes that do not frame)
     just ends the script and closes the connection: the tests assert the exact bytes
-    received, which already shows any such client failure, with a better message.
+    received, which already shows any such client failure, with a better message. So
+    does a client that resets the connection while the answer is being sent (an abort).
     """
 
     async def script(conn: RawConn) -> None:
         try:
             while await conn.read_request():
                 await conn.send(resp)
-        except (TimeoutError, asyncio.IncompleteReadError, HttpProtocolError):
+        except (TimeoutError, asyncio.IncompleteReadError, HttpProtocolError, ConnectionError):
             return
 
     return script
+
+
+def slow_route(srv: HttpServer, path: str = "/slow", body: bytes = b"slow") -> asyncio.Event:
+    """Route ``path`` to a handler that answers ``body`` only once the returned event is set."""
+    release = asyncio.Event()
+
+    async def slow(req: Request) -> Response:
+        await release.wait()
+        return Response(body=body)
+
+    srv.route(path, slow)
+    return release
 
 
 async def sent_bytes(
@@ -76,12 +126,9 @@ async def sent_bytes(
     srv = await raw_server(answer())
     request_opts.setdefault("path", "/")
     request_opts.setdefault("method", "GET")
-    client = undipy.Client(srv.origin, **(client_opts or {}))
-    try:
+    async with closing(undipy.Client(srv.origin, **(client_opts or {}))) as client:
         resp = await within(client.request(**request_opts))
         assert await within(resp.body.bytes()) == b"ok"
-    finally:
-        await within(client.close())
     await srv.wait_closed(1)
     assert srv.connections == 1
     return srv.received[0], srv
@@ -98,8 +145,7 @@ async def assert_rejected_before_sending(
     ever receives, on its only connection: so no byte of the rejected one was sent.
     """
     srv = await raw_server(answer())
-    client = undipy.Client(srv.origin)
-    try:
+    async with closing(undipy.Client(srv.origin)) as client:
         opts = {"path": "/", "method": "GET", **request_opts}
         try:
             resp = await within(client.request(**opts))
@@ -111,8 +157,6 @@ async def assert_rejected_before_sending(
         assert srv.connections == 0
         ok = await within(client.request(path="/next", method="GET"))
         assert await within(ok.body.bytes()) == b"ok"
-    finally:
-        await within(client.close())
     await srv.wait_closed(1)
     assert srv.connections == 1
     assert srv.received == [

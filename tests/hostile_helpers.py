@@ -6,8 +6,8 @@
 * ``WireConn`` is a RawServer script for a connection that answers the first request
   with scripted bytes (in one write or byte by byte) and then records what the client
   does with the connection: close it, or (wrongly, after an error) send more requests.
-* ``clients`` is a fixture-backed factory that destroys every client a test made, so a
-  failing test never leaves sockets or engine tasks behind.
+* ``Clients`` makes dispatchers and destroys every one of them on exit (the test files'
+  ``clients`` fixture), so a failing test never leaves sockets or engine tasks behind.
 
 Every wait here is bounded by ``T``.
 """
@@ -21,11 +21,10 @@ import os
 import socket
 import struct
 import termios
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pytest
 import undipy
 from servers import RawConn, response
 
@@ -68,10 +67,16 @@ class Outcome:
         return self
 
 
+def _is_hang(exc: BaseException) -> bool:
+    """``asyncio.wait_for`` gave up (undipy's timeout errors are subclasses, not this)."""
+    return type(exc) is TimeoutError
+
+
 async def fetch(d: Any, *, timeout: float = T, **opts: Any) -> Outcome:
     """``d.request(**opts)`` and its whole body, each step bounded by ``timeout``.
 
-    A hang shows up as ``TimeoutError`` from here (never caught), so it fails the test.
+    Any exception the request or its body raises is the outcome's ``error``, except a
+    hang: that shows up as ``TimeoutError`` from here, so it fails the test.
     """
     opts.setdefault("method", "GET")
     opts.setdefault("path", "/")
@@ -79,13 +84,17 @@ async def fetch(d: Any, *, timeout: float = T, **opts: Any) -> Outcome:
     opts.setdefault("on_info", out.infos.append)
     try:
         resp = await asyncio.wait_for(d.request(**opts), timeout)
-    except undipy.UndiciError as exc:
+    except Exception as exc:
+        if _is_hang(exc):
+            raise
         out.error = exc
         return out
     out.status, out.status_text, out.headers = resp.status_code, resp.status_text, resp.headers
     try:
         out.body = await asyncio.wait_for(resp.body.bytes(), timeout)
-    except undipy.UndiciError as exc:
+    except Exception as exc:
+        if _is_hang(exc):
+            raise
         out.error = exc
         return out
     out.trailers = dict(resp.trailers)
@@ -236,18 +245,17 @@ class Clients:
         self.made.append(p)
         return p
 
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.teardown()
+
     async def teardown(self) -> None:
         for d in self.made:
             if not d.destroyed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(d.destroy(), T)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    c = Clients()
-    yield c
-    await c.teardown()
 
 
 class Events:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,18 +26,17 @@ import pytest
 import undipy
 from hostile_helpers import (
     DELIVERIES,
-    T,
     Clients,
     Events,
     Outcome,
     Recorder,
+    T,
     WireConn,
     assert_error,
-    clients,  # noqa: F401  (fixture)
     fetch,
     head,
-    raw_socket,
     ok,
+    raw_socket,
     wait_event,
 )
 from servers import RawConn, RawServer, chunked, hello_script, response
@@ -51,6 +51,13 @@ from undipy import (
 
 pytestmark = pytest.mark.loops
 
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    """Dispatchers made through it are destroyed after the test, whatever happened."""
+    async with Clients() as made:
+        yield made
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -63,7 +70,7 @@ class Err:
     message: str | None = None
 
 
-def P(code: str) -> Err:  # noqa: N802 - reads like a table entry
+def P(code: str) -> Err:
     """HTTPParserError with llhttp's ``code``."""
     return Err(HTTPParserError, code)
 
@@ -261,7 +268,8 @@ CASES: list[Case] = [
         ("last-line", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n"),
     ], P("HPE_CR_EXPECTED")),
     # ---- rows 35-40: status line
-    *[Case(f"r35-status-{name}", head(line, b"Content-Length: 0"), P(code)) for name, line, code in [
+    *[Case(f"r35-status-{name}", head(line, b"Content-Length: 0"), P(code))
+      for name, line, code in [
         ("htp", b"HTP/1.1 200 OK", "HPE_INVALID_CONSTANT"),
         ("version-01.1", b"HTTP/01.1 200 OK", "HPE_INVALID_VERSION"),
         ("tab-separator", b"HTTP/1.1\t200 OK", "HPE_INVALID_VERSION"),
@@ -403,10 +411,12 @@ async def test_hostile_response(raw_server, clients: Clients, case: Case, delive
     first = WireConn(case.wire, delivery, case.then)
     srv: RawServer = await raw_server([first, hello_script])
     c = clients.client(srv.origin, **case.client)
+    events = Events(c)
 
     out = await fetch(c, method=case.method, **case.request)
     check(out, case.expect)
-    await wait_event(first.sent, "the server to finish sending")
+    await wait_event(first.finished if case.then != "keep" else first.sent,
+                     "the server to finish sending")
 
     reuse = isinstance(case.expect, Res) and case.expect.reuse
     assert case.then == "keep" or not reuse, "a closed connection cannot be reused"
@@ -414,6 +424,10 @@ async def test_hostile_response(raw_server, clients: Clients, case: Case, delive
         # The client must close a connection it cannot use any more, on its own.
         await wait_event(first.finished, "the client to close the failed connection")
         assert first.closed_by_peer, "the client neither closed nor reused the connection"
+    if case.then != "keep":
+        # The server closed or reset: wait until the client noticed, so the next request
+        # does not race the FIN/RST (that race is test_r48's subject).
+        await events.wait_for("disconnect")
 
     second = (await fetch(c)).raise_if_error()
     if reuse:

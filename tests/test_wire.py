@@ -3,24 +3,25 @@ and the validation that must reject a request before any byte of it is sent."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import undipy
 from helpers import (
     RawServerFactory,
     answer,
     assert_rejected_before_sending,
+    closing,
     head,
     host_of,
     sent_bytes,
     within,
 )
-from servers import HttpServer, RawServer
-
-import undipy
+from servers import HttpServer, RawServer, response
 from undipy import (
     InvalidArgumentError,
     NotSupportedError,
@@ -30,11 +31,10 @@ from undipy import (
 # --------------------------------------------------------------------------- request line, host
 
 
+@pytest.mark.loops
 async def test_get_sends_request_line_host_and_keep_alive(raw_server: RawServerFactory) -> None:
     sent, srv = await sent_bytes(raw_server, path="/a/b?c=d", method="GET")
-    assert sent == head(
-        "GET /a/b?c=d HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive"
-    )
+    assert sent == head("GET /a/b?c=d HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive")
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE", "OPTIONS", "PURGE", "M-SEARCH"])
@@ -57,7 +57,7 @@ async def test_user_host_header_replaces_the_origin_host(
 
 async def test_two_requests_reuse_one_keep_alive_connection(raw_server: RawServerFactory) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         for path in ("/1", "/2"):
             resp = await within(client.request(path=path, method="GET"))
             assert await within(resp.body.text()) == "ok"
@@ -87,7 +87,7 @@ async def test_connection_close_is_sent_once_and_the_socket_is_not_reused(
     raw_server: RawServerFactory, client_opts: dict[str, Any], request_opts: dict[str, Any]
 ) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin, **client_opts) as client:
+    async with closing(undipy.Client(srv.origin, **client_opts)) as client:
         for path in ("/1", "/2"):
             resp = await within(client.request(path=path, method="GET", **request_opts))
             assert await within(resp.body.text()) == "ok"
@@ -96,6 +96,48 @@ async def test_connection_close_is_sent_once_and_the_socket_is_not_reused(
     assert srv.connections == 2
     assert srv.received == [
         head(f"GET {path} HTTP/1.1", f"host: {host}", "connection: close") for path in ("/1", "/2")
+    ]
+
+
+async def test_head_sends_connection_close_and_is_not_reused(raw_server: RawServerFactory) -> None:
+    """undici closes after HEAD (interop with servers that send a body anyway)."""
+    srv = await raw_server(answer(response(200, headers=[("Content-Length", "0")])))
+    async with closing(undipy.Client(srv.origin)) as client:
+        for _ in range(2):
+            resp = await within(client.request(path="/", method="HEAD"))
+            assert await within(resp.body.bytes()) == b""
+    await srv.wait_closed(2)
+    assert (
+        srv.received == [head("HEAD / HTTP/1.1", f"host: {host_of(srv)}", "connection: close")] * 2
+    )
+
+
+async def test_head_with_reset_false_keeps_the_connection(raw_server: RawServerFactory) -> None:
+    srv = await raw_server(answer(response(200, headers=[("Content-Length", "0")])))
+    async with closing(undipy.Client(srv.origin)) as client:
+        for _ in range(2):
+            resp = await within(client.request(path="/", method="HEAD", reset=False))
+            assert await within(resp.body.bytes()) == b""
+    await srv.wait_closed(1)
+    line = head("HEAD / HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive")
+    assert srv.received == [line * 2]
+
+
+async def test_max_requests_per_client_closes_after_the_last_allowed_request(
+    raw_server: RawServerFactory,
+) -> None:
+    srv = await raw_server(answer())
+    async with closing(undipy.Client(srv.origin, max_requests_per_client=2)) as client:
+        for n in range(4):
+            resp = await within(client.request(path=f"/{n}", method="GET"))
+            assert await within(resp.body.text()) == "ok"
+    await srv.wait_closed(2)
+    host = host_of(srv)
+    assert srv.received == [
+        head("GET /0 HTTP/1.1", f"host: {host}", "connection: keep-alive")
+        + head("GET /1 HTTP/1.1", f"host: {host}", "connection: close"),
+        head("GET /2 HTTP/1.1", f"host: {host}", "connection: keep-alive")
+        + head("GET /3 HTTP/1.1", f"host: {host}", "connection: close"),
     ]
 
 
@@ -123,6 +165,7 @@ HEADER_FORMS = {
 }
 
 
+@pytest.mark.loops
 @pytest.mark.parametrize("headers", HEADER_FORMS.values(), ids=HEADER_FORMS.keys())
 async def test_user_headers_are_sent_in_order_given(
     raw_server: RawServerFactory, headers: Any
@@ -135,7 +178,9 @@ async def test_user_headers_are_sent_in_order_given(
 
 async def test_header_with_none_in_a_list_value_is_skipped(raw_server: RawServerFactory) -> None:
     sent, srv = await sent_bytes(raw_server, headers={"x-a": [None, "1", None], "x-b": None})
-    assert sent == head("GET / HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive", "x-a: 1")
+    assert sent == head(
+        "GET / HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive", "x-a: 1"
+    )
 
 
 async def test_header_values_keep_inner_spaces_tabs_and_latin1_bytes(
@@ -173,13 +218,17 @@ async def test_known_length_body_sends_content_length(
     sent, srv = await sent_bytes(
         raw_server, method="POST", body=body, headers={"content-type": "text/plain"}
     )
-    assert sent == head(
-        "POST / HTTP/1.1",
-        f"host: {host_of(srv)}",
-        "connection: keep-alive",
-        "content-type: text/plain",
-        f"content-length: {len(expected)}",
-    ) + expected
+    assert (
+        sent
+        == head(
+            "POST / HTTP/1.1",
+            f"host: {host_of(srv)}",
+            "connection: keep-alive",
+            "content-type: text/plain",
+            f"content-length: {len(expected)}",
+        )
+        + expected
+    )
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
@@ -188,7 +237,10 @@ async def test_payload_method_without_body_sends_content_length_zero(
 ) -> None:
     sent, srv = await sent_bytes(raw_server, method=method)
     assert sent == head(
-        f"{method} / HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive", "content-length: 0"
+        f"{method} / HTTP/1.1",
+        f"host: {host_of(srv)}",
+        "connection: keep-alive",
+        "content-length: 0",
     )
 
 
@@ -206,7 +258,7 @@ async def test_bodyless_request_sends_no_content_length(
     raw_server: RawServerFactory, method: str
 ) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         resp = await within(client.request(path="/", method=method))
         await within(resp.body.dump())
     await srv.wait_closed(1)
@@ -248,7 +300,7 @@ async def test_bodyless_get_or_head_drops_a_user_content_length_zero(
     raw_server: RawServerFactory, method: str
 ) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         resp = await within(
             client.request(path="/", method=method, headers={"content-length": "0", "x": "1"})
         )
@@ -262,7 +314,7 @@ async def test_get_with_a_body_sends_it_and_does_not_reuse_the_connection(
     raw_server: RawServerFactory,
 ) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         for _ in range(2):
             resp = await within(client.request(path="/", method="GET", body=b"abc"))
             assert await within(resp.body.text()) == "ok"
@@ -308,6 +360,7 @@ def chunked_head(srv: RawServer, *extra: str) -> bytes:
     )
 
 
+@pytest.mark.loops
 @pytest.mark.parametrize("make_body", CHUNKED_BODIES.values(), ids=CHUNKED_BODIES.keys())
 async def test_iterable_body_is_sent_chunked_one_chunk_per_item(
     raw_server: RawServerFactory, make_body: Any
@@ -375,31 +428,49 @@ async def test_iterable_with_declared_content_length_is_sent_unchunked(
     sent, srv = await sent_bytes(
         raw_server, method="POST", body=agen_body(), headers={"content-length": "5"}
     )
-    assert sent == head(
-        "POST / HTTP/1.1",
-        f"host: {host_of(srv)}",
-        "connection: keep-alive",
-        "content-length: 5",
-    ) + b"abcde"
+    assert (
+        sent
+        == head(
+            "POST / HTTP/1.1",
+            f"host: {host_of(srv)}",
+            "connection: keep-alive",
+            "content-length: 5",
+        )
+        + b"abcde"
+    )
 
 
-@pytest.mark.parametrize("declared", ["4", "6"], ids=["shorter", "longer"])
-async def test_iterable_length_mismatch_fails_the_request(
-    raw_server: RawServerFactory, declared: str
+@pytest.mark.parametrize("declared", [4, 6], ids=["body-longer", "body-shorter"])
+async def test_iterable_length_mismatch_fails_the_request_and_drops_the_connection(
+    raw_server: RawServerFactory, declared: int
 ) -> None:
+    """The body's length is only known as it streams: bytes may already be out, so the
+    connection must be dropped (never completed into a wrong request, never reused)."""
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         with pytest.raises(RequestContentLengthMismatchError) as info:
             resp = await within(
                 client.request(
-                    path="/", method="POST", body=gen_body(), headers={"content-length": declared}
+                    path="/",
+                    method="POST",
+                    body=gen_body(),
+                    headers={"content-length": str(declared)},
                 )
             )
             await resp.body.aclose()
         assert info.value.code == "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"
-    # What reached the server is never a complete request with a wrong body.
-    for received in srv.received:
-        assert not received.endswith(b"\r\n\r\nabcde")
+        await srv.wait_closed(1)
+        assert srv.conns[0].eof  # the client closed it
+        head_sent, _, body_sent = srv.received[0].partition(b"\r\n\r\n")
+        assert head_sent.endswith(b"\r\ncontent-length: %d" % declared)
+        assert len(body_sent) < declared
+        assert b"abcde".startswith(body_sent)
+        ok = await within(client.request(path="/next", method="GET"))
+        assert await within(ok.body.text()) == "ok"
+    assert srv.connections == 2
+    assert srv.received[1] == head(
+        "GET /next HTTP/1.1", f"host: {host_of(srv)}", "connection: keep-alive"
+    )
 
 
 @pytest.mark.parametrize(
@@ -424,10 +495,74 @@ async def test_iterable_yielding_a_non_bytes_item_fails_with_type_error(
     raw_server: RawServerFactory,
 ) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         with pytest.raises(TypeError):
             resp = await within(client.request(path="/", method="POST", body=[b"a", 42]))
             await resp.body.aclose()
+
+
+async def test_iterable_body_that_raises_fails_the_request_with_that_error(
+    raw_server: RawServerFactory,
+) -> None:
+    boom = ValueError("body source failed")
+
+    def failing() -> Iterator[bytes]:
+        yield b"ab"
+        raise boom
+
+    srv = await raw_server(answer())
+    async with closing(undipy.Client(srv.origin)) as client:
+        with pytest.raises(ValueError) as info:
+            resp = await within(client.request(path="/", method="POST", body=failing()))
+            await resp.body.aclose()
+        assert info.value is boom
+        await srv.wait_closed(1)
+        assert srv.conns[0].eof  # the half-sent request was never completed
+        assert not srv.received[0].endswith(b"0\r\n\r\n")
+        ok = await within(client.request(path="/next", method="GET"))
+        assert await within(ok.body.text()) == "ok"
+    assert srv.connections == 2
+
+
+async def test_abort_while_the_body_streams_fails_and_drops_the_connection(
+    raw_server: RawServerFactory,
+) -> None:
+    sent_first = asyncio.Event()
+    never = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"first"
+        sent_first.set()
+        await never.wait()
+        yield b"never"
+
+    srv = await raw_server(answer())
+    controller = undipy.AbortController()
+    async with closing(undipy.Client(srv.origin)) as client:
+        task = asyncio.ensure_future(
+            client.request(path="/", method="PUT", body=stalls(), signal=controller.signal)
+        )
+        await within(sent_first.wait())
+        controller.abort()
+        with pytest.raises(undipy.RequestAbortedError):
+            await within(task)
+        await srv.wait_closed(1)
+        assert srv.conns[0].eof
+        ok = await within(client.request(path="/next", method="GET"))
+        assert await within(ok.body.text()) == "ok"
+    assert srv.received[0].startswith(b"PUT / HTTP/1.1\r\n")
+    assert b"never" not in srv.received[0]
+
+
+async def test_get_body_length_wins_over_a_user_content_length(
+    raw_server: RawServerFactory,
+) -> None:
+    """undici does not check content-length for GET; it frames the body it really sends."""
+    sent, srv = await sent_bytes(
+        raw_server, method="GET", body=b"abc", headers={"content-length": "10"}
+    )
+    assert sent.endswith(b"\r\ncontent-length: 3\r\n\r\nabc")
+    assert sent.lower().count(b"content-length") == 1
 
 
 # --------------------------------------------------------------------------- query
@@ -515,7 +650,11 @@ REJECTED: dict[str, tuple[type[BaseException], dict[str, Any]]] = {
     "cl-empty": (InvalidArgumentError, {"method": "POST", "headers": {"content-length": ""}}),
     "cl-dup-dict": (
         InvalidArgumentError,
-        {"method": "POST", "body": b"abc", "headers": {"content-length": "3", "Content-Length": "3"}},
+        {
+            "method": "POST",
+            "body": b"abc",
+            "headers": {"content-length": "3", "Content-Length": "3"},
+        },
     ),
     "cl-dup-dict-list": (
         InvalidArgumentError,
@@ -523,7 +662,11 @@ REJECTED: dict[str, tuple[type[BaseException], dict[str, Any]]] = {
     ),
     "cl-dup-flat": (
         InvalidArgumentError,
-        {"method": "POST", "body": b"abc", "headers": ["Content-Length", "3", "CONTENT-LENGTH", "3"]},
+        {
+            "method": "POST",
+            "body": b"abc",
+            "headers": ["Content-Length", "3", "CONTENT-LENGTH", "3"],
+        },
     ),
     "cl-dup-pairs": (
         InvalidArgumentError,
@@ -556,7 +699,7 @@ REJECTED: dict[str, tuple[type[BaseException], dict[str, Any]]] = {
     "throw-on-error-str": (InvalidArgumentError, {"throw_on_error": "yes"}),
     "upgrade-int": (InvalidArgumentError, {"upgrade": 1}),
     "on-info-not-callable": (InvalidArgumentError, {"on_info": 1}),
-    "expect-continue": (NotSupportedError, {"method": "POST", "body": b"x", "expect_continue": True}),
+    "expect-continue-str": (InvalidArgumentError, {"expect_continue": "yes"}),
     # bodies
     "body-int": (InvalidArgumentError, {"method": "POST", "body": 42}),
     "body-float": (InvalidArgumentError, {"method": "POST", "body": 1.5}),
@@ -571,10 +714,13 @@ async def test_invalid_request_is_rejected_before_any_byte_is_sent(
 ) -> None:
     exc = await assert_rejected_before_sending(raw_server, error, **opts)
     assert isinstance(exc, undipy.UndiciError)
-    assert exc.code == {
-        InvalidArgumentError: "UND_ERR_INVALID_ARG",
-        NotSupportedError: "UND_ERR_NOT_SUPPORTED",
-    }[error]
+    assert (
+        exc.code
+        == {
+            InvalidArgumentError: "UND_ERR_INVALID_ARG",
+            NotSupportedError: "UND_ERR_NOT_SUPPORTED",
+        }[error]
+    )
 
 
 async def test_invalid_argument_error_is_a_value_error(raw_server: RawServerFactory) -> None:
@@ -586,7 +732,7 @@ async def test_invalid_argument_error_is_a_value_error(raw_server: RawServerFact
 
 async def test_missing_path_or_method_is_rejected(raw_server: RawServerFactory) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         with pytest.raises(InvalidArgumentError):
             await within(client.request(method="GET"))
         with pytest.raises(InvalidArgumentError):
@@ -602,7 +748,7 @@ async def test_invalid_dispatch_options_never_reach_the_server(
     from helpers import Recorder
 
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin) as client:
+    async with closing(undipy.Client(srv.origin)) as client:
         handler = Recorder()
         try:
             client.dispatch(handler, path="/", method="GET", headers={"x": "a\r\nb"})
@@ -686,7 +832,7 @@ def test_pool_rejects_bad_connections(connections: Any) -> None:
 
 async def test_origin_with_trailing_slash_is_accepted(raw_server: RawServerFactory) -> None:
     srv = await raw_server(answer())
-    async with undipy.Client(srv.origin + "/") as client:
+    async with closing(undipy.Client(srv.origin + "/")) as client:
         resp = await within(client.request(path="/", method="GET"))
         assert await within(resp.body.text()) == "ok"
     await srv.wait_closed(1)
@@ -702,7 +848,7 @@ async def test_default_port_is_omitted_from_host(
     The request goes to a RawServer through socket_path, so no real port 80 is needed."""
     path = sock_path(tmp_path, "default-port.sock")
     srv = await raw_server(answer(), unix_path=path)
-    async with undipy.Client("http://example.test:80", socket_path=path) as client:
+    async with closing(undipy.Client("http://example.test:80", socket_path=path)) as client:
         resp = await within(client.request(path="/", method="GET"))
         assert await within(resp.body.text()) == "ok"
     await srv.wait_closed(1)
@@ -720,10 +866,11 @@ def sock_path(tmp_path: Any, name: str) -> str:
     return path
 
 
+@pytest.mark.loops
 async def test_client_over_unix_socket_to_http_server(tmp_path: Any) -> None:
     path = sock_path(tmp_path, "http.sock")
     async with HttpServer(unix_path=path) as srv:
-        async with undipy.Client("http://localhost", socket_path=path) as client:
+        async with closing(undipy.Client("http://localhost", socket_path=path)) as client:
             for _ in range(2):
                 resp = await within(client.request(path="/x", method="GET"))
                 assert resp.status_code == 200
@@ -735,7 +882,7 @@ async def test_client_over_unix_socket_to_http_server(tmp_path: Any) -> None:
 async def test_unix_socket_request_bytes(raw_server: RawServerFactory, tmp_path: Any) -> None:
     path = sock_path(tmp_path, "raw.sock")
     srv = await raw_server(answer(), unix_path=path)
-    async with undipy.Client("http://localhost", socket_path=path) as client:
+    async with closing(undipy.Client("http://localhost", socket_path=path)) as client:
         resp = await within(client.request(path="/u", method="POST", body=b"hi"))
         assert await within(resp.body.text()) == "ok"
     await srv.wait_closed(1)
@@ -748,7 +895,7 @@ async def test_unix_socket_request_bytes(raw_server: RawServerFactory, tmp_path:
 async def test_pool_over_unix_socket(tmp_path: Any) -> None:
     path = sock_path(tmp_path, "pool.sock")
     async with HttpServer(unix_path=path) as srv:
-        async with undipy.Pool("http://localhost", socket_path=path) as pool:
+        async with closing(undipy.Pool("http://localhost", socket_path=path)) as pool:
             resp = await within(pool.request(path="/", method="GET"))
             assert await within(resp.body.text()) == "hello"
         assert srv.requests[0].header("host") == "localhost"
