@@ -171,15 +171,24 @@ class Recorder(undipy.DispatchHandler):
     ``events`` holds tuples: ("connect",), ("headers", status, headers, status_text),
     ("data", chunk), ("complete", trailers), ("error", exc), ("body_sent", chunk),
     ("upgrade", status, headers, socket). ``done`` resolves on the first terminal
-    callback. ``pause_*`` make on_headers / on_data return False.
+    callback. ``pause_*`` make on_headers / on_data return False; ``raise_in`` maps a
+    method name ("on_connect", "on_headers", "on_data") to an exception it raises after
+    recording its call.
     """
 
-    def __init__(self, *, pause_on_headers: bool = False, pause_on_data: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        pause_on_headers: bool = False,
+        pause_on_data: bool = False,
+        raise_in: dict[str, BaseException] | None = None,
+    ) -> None:
         self.events: list[tuple[Any, ...]] = []
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.threads: set[int] = set()
         self.pause_on_headers = pause_on_headers
         self.pause_on_data = pause_on_data
+        self.raise_in = raise_in or {}
         self.abort: Callable[..., None] | None = None
         self.resume: Callable[[], None] | None = None
         self.context: Any = None
@@ -190,6 +199,10 @@ class Recorder(undipy.DispatchHandler):
         self.threads.add(threading.get_ident())
         self.changed.set()
 
+    def _maybe_raise(self, method: str) -> None:
+        if method in self.raise_in:
+            raise self.raise_in[method]
+
     def _finish(self) -> None:
         if not self.done.done():
             self.done.set_result(None)
@@ -198,16 +211,19 @@ class Recorder(undipy.DispatchHandler):
         self.abort = abort
         self.context = context
         self._record("connect")
+        self._maybe_raise("on_connect")
 
     def on_headers(
         self, status_code: int, headers: list[bytes], resume: Callable[[], None], status_text: str
     ) -> bool:
         self.resume = resume
         self._record("headers", status_code, list(headers), status_text)
+        self._maybe_raise("on_headers")
         return not self.pause_on_headers
 
     def on_data(self, chunk: bytes) -> bool:
         self._record("data", chunk)
+        self._maybe_raise("on_data")
         return not self.pause_on_data
 
     def on_complete(self, trailers: list[bytes]) -> None:

@@ -11,7 +11,7 @@ PY="${PYTHON:-python3}"
 step() { printf '\n== %s\n' "$*"; }
 
 step "tools"
-"$PY" -m pip install -q --disable-pip-version-check \
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
   "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets
 
 step "cargo fmt"
@@ -24,7 +24,7 @@ cargo test -q
 step "build and install the wheel"
 wheels="$(mktemp -d)"
 maturin build -q --profile ci --out "$wheels"
-"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps "$wheels"/*.whl
 rm -rf "$wheels"
 
 step "ruff"

@@ -44,6 +44,7 @@ from undipy import (
     BodyTimeoutError,
     HeadersOverflowError,
     HTTPParserError,
+    InformationalError,
     ResponseContentLengthMismatchError,
     ResponseExceededMaxSizeError,
     SocketError,
@@ -461,6 +462,14 @@ async def test_max_response_size_zero_allows_only_empty_bodies(
 # --------------------------------------------------------------------------- row 7
 
 
+def vm_peak_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmPeak:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmPeak in /proc/self/status")
+
+
 @pytest.mark.parametrize("delivery", DELIVERIES)
 async def test_r07_10gb_content_length_then_close(raw_server, clients: Clients, delivery) -> None:
     """10 GB announced, 10 bytes sent, then close: a mismatch error, and memory stays O(read)."""
@@ -469,6 +478,7 @@ async def test_r07_10gb_content_length_then_close(raw_server, clients: Clients, 
     srv = await raw_server([first, hello_script])
     c = clients.client(srv.origin)
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    vm_before = vm_peak_kib()
 
     resp = await asyncio.wait_for(c.request(method="GET", path="/"), T)
     assert resp.headers["content-length"] == "10000000000"
@@ -481,6 +491,9 @@ async def test_r07_10gb_content_length_then_close(raw_server, clients: Clients, 
     assert bytes(received) == b"0123456789"
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     assert grown_kib < 64 * 1024, f"peak RSS grew by {grown_kib} KiB"
+    # An untouched 10 GB reservation would not show in RSS, but does in VmPeak.
+    vm_grown_kib = vm_peak_kib() - vm_before
+    assert vm_grown_kib < 1024 * 1024, f"peak virtual size grew by {vm_grown_kib} KiB"
 
     assert (await fetch(c)).raise_if_error().body == b"hello"
     assert srv.connections == 2
@@ -626,23 +639,25 @@ async def test_r57_interim_response_flood_is_capped(raw_server, clients: Clients
 # --------------------------------------------------------------------------- row 62
 
 
+@pytest.mark.parametrize("close", [True, False], ids=["connection-close", "keep-alive"])
 @pytest.mark.parametrize("body_kind", ["bytes", "async-iterable"])
 async def test_r62_response_before_request_body_finished(
-    raw_server, clients: Clients, body_kind: str
+    raw_server, clients: Clients, body_kind: str, close: bool
 ) -> None:
-    """The server answers 413 + close after reading only the head of a 32 MiB upload:
-    the caller gets the 413, the upload stops, and the next request uses a new socket."""
+    """The server answers 413 after reading only the head of a 32 MiB upload (with
+    ``Connection: close`` and a half-close, or as if keep-alive): the caller gets the 413,
+    the upload stops, the client closes that connection ('disconnect' with an
+    InformationalError: no request failed) and the next request uses a new one."""
     size = 32 << 20
-    answered = asyncio.Event()
 
     async def first(conn: RawConn) -> None:
         head_bytes = await conn.read_until(b"\r\n\r\n")
         assert head_bytes.startswith(b"POST /upload HTTP/1.1\r\n")
-        await conn.send(response(413, b"too big", [("Connection", "close")]))
-        answered.set()
-        await conn.shutdown_write()
-        # Lingering close: keep reading so our close is not a RST that could destroy the
-        # 413 before the client read it; the client must stop sending and close.
+        await conn.send(response(413, b"too big", [("Connection", "close")] if close else []))
+        if close:
+            await conn.shutdown_write()
+        # Keep reading (a close with unread data would be a RST that could destroy the
+        # 413 before the client read it); the client must stop sending and close.
         assert await conn.wait_closed_by_peer(T)
         assert len(conn.received) < len(head_bytes) + size
 
@@ -658,5 +673,7 @@ async def test_r62_response_before_request_body_finished(
     out.raise_if_error()
     assert (out.status, out.body) == (413, b"too big")
     await events.wait_for("disconnect")
+    err = events.named("disconnect")[0]
+    assert type(err) is InformationalError and err.code == "UND_ERR_INFO", err
     assert (await fetch(c)).raise_if_error().body == b"hello"
     assert srv.connections == 2

@@ -13,6 +13,7 @@ import pytest
 import undipy
 from helpers import (
     RawServerFactory,
+    Recorder,
     answer,
     assert_rejected_before_sending,
     closing,
@@ -21,7 +22,7 @@ from helpers import (
     sent_bytes,
     within,
 )
-from servers import HttpServer, RawServer, response
+from servers import HttpServer, RawConn, RawServer, response
 from undipy import (
     InvalidArgumentError,
     NotSupportedError,
@@ -139,6 +140,33 @@ async def test_max_requests_per_client_closes_after_the_last_allowed_request(
         head("GET /2 HTTP/1.1", f"host: {host}", "connection: keep-alive")
         + head("GET /3 HTTP/1.1", f"host: {host}", "connection: close"),
     ]
+
+
+async def test_upgrade_request_sends_connection_upgrade_and_the_protocol(
+    raw_server: RawServerFactory,
+) -> None:
+    async def handshake(conn: RawConn) -> None:
+        assert await conn.read_request()
+        await conn.send(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
+        )
+        await conn.wait_closed_by_peer()
+
+    srv = await raw_server(handshake)
+    async with closing(undipy.Client(srv.origin)) as client:
+        h = Recorder()
+        client.dispatch(h, path="/ws", method="GET", upgrade="x-proto", headers={"x": "1"})
+        await h.wait()
+        for event in h.events:  # whatever the outcome, let go of an upgraded socket
+            if event[0] == "upgrade":
+                await within(event[3].close())
+    assert srv.received[0] == head(
+        "GET /ws HTTP/1.1",
+        f"host: {host_of(srv)}",
+        "connection: upgrade",
+        "upgrade: x-proto",
+        "x: 1",
+    )
 
 
 async def test_user_connection_keep_alive_header_is_not_duplicated(
@@ -745,8 +773,6 @@ async def test_invalid_dispatch_options_never_reach_the_server(
 ) -> None:
     """dispatch() with invalid options raises or reports InvalidArgumentError via on_error,
     and nothing is sent."""
-    from helpers import Recorder
-
     srv = await raw_server(answer())
     async with closing(undipy.Client(srv.origin)) as client:
         handler = Recorder()
