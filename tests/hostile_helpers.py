@@ -8,6 +8,10 @@
   does with the connection: close it, or (wrongly, after an error) send more requests.
 * ``Clients`` makes dispatchers and destroys every one of them on exit (the test files'
   ``clients`` fixture), so a failing test never leaves sockets or engine tasks behind.
+* ``Events`` records a dispatcher's events; ``Recorder`` is a dispatch handler that
+  records every callback, to check that each request ends exactly once.
+* ``raw_socket()`` / ``wait_delivered()`` act on a RawConn's socket with plain system
+  calls, for tests where "the bytes are already there" must really be true.
 
 Every wait here is bounded by ``T``.
 """
@@ -133,13 +137,10 @@ class WireConn:
         wire: bytes,
         delivery: Delivery = "whole",
         then: Literal["close", "reset", "keep"] = "keep",
-        *,
-        before: Callable[[RawConn], Any] | None = None,
     ) -> None:
         self.wire = wire
         self.delivery = delivery
         self.then = then
-        self.before = before
         self.first_request = b""
         self.reused = 0
         self.sent = asyncio.Event()
@@ -164,8 +165,6 @@ class WireConn:
         self.conn = conn
         try:
             self.first_request = await conn.read_request(timeout=T)
-            if self.before is not None:
-                await self.before(conn)
             await self.send(conn, self.wire)
             self.sent.set()
             if self.then == "reset":

@@ -98,8 +98,14 @@ struct Running {
     sent: bool,
     /// Streaming body: how many bytes were queued, and whether a pull is out.
     stream: Option<Stream>,
+    /// `expect: 100-continue`: the body waits for a 100 (or a short timer).
+    awaiting_continue: bool,
     response: Response,
 }
+
+/// How long a request with `expect: 100-continue` waits for the 100 before
+/// sending its body anyway (RFC 9110 §10.1.1 lets a client stop waiting).
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 struct Stream {
     chunked: bool,
@@ -126,6 +132,7 @@ enum Timer {
     Headers,
     Body,
     Idle,
+    Continue,
 }
 
 struct Conn {
@@ -293,6 +300,7 @@ impl Conn {
         self.running.iter().any(|r| {
             (r.req.flags.blocking && matches!(r.response, Response::Head))
                 || r.stream.as_ref().is_some_and(|s| !s.ended)
+                || r.awaiting_continue
         })
     }
 
@@ -318,8 +326,10 @@ impl Conn {
             }));
         }
         self.queue(req.head_end.clone());
+        let awaiting_continue = req.flags.expect_continue;
         let stream = match &req.body {
             Body::None => None,
+            Body::Bytes(_) if awaiting_continue => None,
             Body::Bytes(b) => {
                 self.queue(b.clone());
                 None
@@ -335,13 +345,39 @@ impl Conn {
         if self.running.is_empty() {
             self.timer = None;
         }
+        if awaiting_continue {
+            self.timer = Some((Instant::now() + CONTINUE_WAIT, Timer::Continue));
+        }
         self.running.push_back(Running {
             req,
-            end: self.queued,
+            end: if awaiting_continue {
+                u64::MAX
+            } else {
+                self.queued
+            },
             sent: false,
             stream,
+            awaiting_continue,
             response: Response::Head,
         });
+    }
+
+    /// The server said 100 Continue (or we stopped waiting): send the body.
+    fn release_body(&mut self) {
+        let Some(idx) = self.running.iter().position(|r| r.awaiting_continue) else {
+            return;
+        };
+        self.running[idx].awaiting_continue = false;
+        if let Body::Bytes(b) = &self.running[idx].req.body {
+            let b = b.clone();
+            self.queue(b);
+        }
+        if self.running[idx].stream.is_none() {
+            self.running[idx].end = self.queued;
+        }
+        if matches!(self.timer, Some((_, Timer::Continue))) {
+            self.timer = None;
+        }
     }
 
     fn queue(&mut self, b: Bytes) {
@@ -357,7 +393,7 @@ impl Conn {
         let Some(idx) = self
             .running
             .iter()
-            .position(|r| r.stream.as_ref().is_some_and(|s| !s.ended))
+            .position(|r| !r.awaiting_continue && r.stream.as_ref().is_some_and(|s| !s.ended))
         else {
             return Ok(());
         };
@@ -566,6 +602,10 @@ impl Conn {
                     }
                     if head.status < 200 {
                         match head.status {
+                            100 if r.awaiting_continue => {
+                                self.release_body();
+                                continue;
+                            }
                             100 => return Err(Error::socket("bad response")),
                             101 => return Err(Error::socket("bad upgrade")),
                             _ => {}
@@ -713,6 +753,10 @@ impl Conn {
             Timer::Headers => Err(Error::HeadersTimeout),
             Timer::Body if self.read_paused() => Ok(()),
             Timer::Body => Err(Error::BodyTimeout),
+            Timer::Continue => {
+                self.release_body();
+                Ok(())
+            }
             Timer::Idle => Ok(()),
         }
     }

@@ -68,6 +68,8 @@ pub struct Flags {
     pub upgrade: bool,
     /// A body on a method that does not expect one closes the connection after it.
     pub body_without_payload_method: bool,
+    /// `expect: 100-continue` was sent: the body waits for the server's 100.
+    pub expect_continue: bool,
 }
 
 /// Shared between the caller's thread and the engine: abort and pause flags
@@ -237,11 +239,6 @@ impl Request {
         if !encode::is_request_target(target.as_bytes()) {
             return Err(invalid("invalid request path"));
         }
-        if spec.expect_continue {
-            return Err(Error::NotSupported(
-                "expect_continue is only supported over HTTP/2".into(),
-            ));
-        }
         let upgrade = match spec.upgrade {
             Some(u) if !encode::is_field_value(u.as_bytes()) || u.is_empty() => {
                 return Err(invalid("invalid upgrade header"))
@@ -333,6 +330,10 @@ impl Request {
 
         let has_body =
             !matches!(body, Body::None) && !matches!(&body, Body::Bytes(b) if b.is_empty());
+        let expect_continue = spec.expect_continue && has_body;
+        if expect_continue {
+            encode::header(&mut user, b"expect", b"100-continue");
+        }
         match (length, &body) {
             (Some(n), _) => encode::content_length(&mut user, n),
             (None, Body::Stream { .. }) => {
@@ -353,6 +354,7 @@ impl Request {
             reset,
             upgrade: upgrade.is_some() || is_connect,
             body_without_payload_method: has_body && !payload,
+            expect_continue,
         };
         Ok(Request {
             sink,
@@ -494,6 +496,12 @@ mod tests {
         let mut s = spec("GET", "/");
         s.headers = vec![(b"Expect".to_vec(), b"100-continue".to_vec())];
         assert!(matches!(build(s), Err(Error::NotSupported(_))));
+        let mut s = spec("PUT", "/");
+        s.expect_continue = true;
+        s.body = Some(Body::Bytes(Bytes::from_static(b"x")));
+        let r = build(s).unwrap();
+        assert!(head(&r).ends_with("expect: 100-continue\r\ncontent-length: 1\r\n\r\n"));
+        assert!(!r.can_pipeline());
         let mut s = spec("POST", "/");
         s.headers = vec![
             (b"Content-Length".to_vec(), b"1".to_vec()),
