@@ -54,6 +54,7 @@ CLIENT_MODULES = _client_run.CLIENT_MODULES
 CLIENTS = _client_run.CLIENTS
 POST_BODY = _client_run.POST_BODY
 WORKLOADS = _client_run.WORKLOADS
+PIPELINED = _client_run.PIPELINED
 
 LOOPS = ["asyncio", "uvloop"]
 WRK = "wrk"
@@ -67,6 +68,8 @@ PIP_NAMES = {
 WORKLOAD_TITLES = {
     "seq": "GET /small (13 B), 1 in flight, 1 connection",
     "c64": "GET /small (13 B), 64 in flight, 64 connections",
+    "c64p4": "GET /small (13 B), 64 in flight over 4 connections, pipelining 10 (undipy only)",
+    "c64p1": "GET /small (13 B), 64 in flight over 1 connection, pipelining 10 (undipy only)",
     "big": "GET /1m (1 MiB, body fully read), 8 in flight, 8 connections",
     "post": "POST /echo (64 KiB request body, 2 B response), 16 in flight, 16 connections",
 }
@@ -480,6 +483,16 @@ wrk.body = string.rep("x", {size})
 wrk.headers["Content-Type"] = "application/octet-stream"
 """
 
+# wrk's pipelining: each connection writes `depth` requests back to back.
+WRK_LUA_PIPELINE = """\
+init = function(args)
+  local r = {{}}
+  for i = 1, {depth} do r[i] = wrk.format(nil, "{path}") end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 
@@ -510,6 +523,11 @@ def run_wrk(
         res.failed = "unavailable: wrk is not installed"
         return res
     cmd = [exe, "-t1", f"-c{n}", "--timeout", "30s"]
+    if workload in PIPELINED:
+        conns, depth = PIPELINED[workload]
+        lua = lua_dir / f"pipeline{depth}.lua"
+        lua.write_text(WRK_LUA_PIPELINE.format(depth=depth, path=path))
+        cmd = [exe, "-t1", f"-c{conns}", "--timeout", "30s", "-s", str(lua)]
     if method == "POST":
         lua = lua_dir / "post.lua"
         lua.write_text(WRK_LUA_POST.format(size=len(POST_BODY)))
@@ -848,6 +866,8 @@ def main(argv: list[str] | None = None) -> int:
                     plan.append((run, wl, "wrk", "-"))
                 for loop in loops:
                     for client in clients:
+                        if wl in PIPELINED and not client.startswith("undipy"):
+                            continue  # only undipy pipelines
                         plan.append((run, wl, client, loop))
         per = args.warmup + args.duration + 0.25
         log(f"{len(plan)} measurements, about {len(plan) * per / 60:.1f} min")

@@ -37,7 +37,20 @@ WORKLOADS: dict[str, tuple[str, str, int, int]] = {
     "c64": ("/small", "GET", 64, 13),
     "big": ("/1m", "GET", 8, 1 << 20),
     "post": ("/echo", "POST", 16, 2),
+    "c64p4": ("/small", "GET", 64, 13),
+    "c64p1": ("/small", "GET", 64, 13),
 }
+# Pipelined workloads: name -> (connections, pipelining). Only undipy (and
+# wrk with a pipelining script) can run them; the others get one connection
+# per request in flight.
+PIPELINED: dict[str, tuple[int, int]] = {"c64p4": (4, 10), "c64p1": (1, 10)}
+
+
+def connections_for(workload: str) -> tuple[int, int]:
+    """(connections, pipelining) of a workload."""
+    return PIPELINED.get(workload, (WORKLOADS[workload][2], 1))
+
+
 POST_BODY = b"x" * (64 * 1024)
 
 CLIENT_MODULES = {
@@ -155,10 +168,10 @@ async def make_pyreqwest(origin: str, n: int) -> tuple[Request, Close]:
     return request, client.close
 
 
-async def make_undipy_request(origin: str, n: int) -> tuple[Request, Close]:
+async def make_undipy_request(origin: str, n: int, pipelining: int = 1) -> tuple[Request, Close]:
     import undipy
 
-    pool = undipy.Pool(origin, connections=n)
+    pool = undipy.Pool(origin, connections=n, pipelining=pipelining)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         resp = await pool.request(path=path, method=method, body=body)
@@ -184,7 +197,13 @@ async def run_tasks(
     stats.stop; resolves `stopped` when all are done."""
     path, method, n, expect_len = WORKLOADS[workload]
     body = POST_BODY if method == "POST" else None
-    request, close = await FACTORIES[client](origin, n)
+    conns, pipelining = connections_for(workload)
+    if pipelining > 1:
+        if client != "undipy-request":
+            raise ValueError(f"{client} cannot pipeline")
+        request, close = await make_undipy_request(origin, conns, pipelining)
+    else:
+        request, close = await FACTORIES[client](origin, n)
 
     async def worker() -> None:
         while not stats.stop:
@@ -220,7 +239,8 @@ async def run_dispatch(
 
     path, method, n, expect_len = WORKLOADS[workload]
     body = POST_BODY if method == "POST" else None
-    pool = undipy.Pool(origin, connections=n)
+    conns, pipelining = connections_for(workload)
+    pool = undipy.Pool(origin, connections=conns, pipelining=pipelining)
     outstanding = 0
 
     class Handler(undipy.DispatchHandler):
