@@ -49,6 +49,7 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         reset: false,
         keep_alive: Duration::ZERO,
         written_requests: 0,
+        completed: 0,
         timer: None,
         dirty: Dirty::default(),
     };
@@ -100,6 +101,10 @@ struct Running {
     stream: Option<Stream>,
     /// `expect: 100-continue`: the body waits for a 100 (or a short timer).
     awaiting_continue: bool,
+    /// Bytes of 1xx heads received so far.
+    info_bytes: usize,
+    /// Written on a kept-alive connection that was idle (the race window).
+    reused_idle: bool,
     response: Response,
 }
 
@@ -151,6 +156,8 @@ struct Conn {
     reset: bool,
     keep_alive: Duration,
     written_requests: u64,
+    /// Responses completed on this connection (a reused one has some).
+    completed: u64,
     timer: Option<(Instant, Timer)>,
     dirty: Dirty,
 }
@@ -280,13 +287,12 @@ impl Conn {
     /// Before an idle kept-alive socket takes a request: bytes or EOF already
     /// waiting mean the server closed it or sent something nobody asked for;
     /// either way it must not carry the request (the response would be
-    /// matched to the wrong request). A read only if the reactor saw the
-    /// socket become readable; no timer.
+    /// matched to the wrong request). One non-blocking read, no timer: the
+    /// reactor's readiness cannot be trusted here, it may not have polled
+    /// since the bytes arrived.
     fn check_idle(&mut self) -> Result<(), Error> {
-        if !self.io.seems_readable() {
-            return Ok(());
-        }
-        match self.io.try_read_buf(&mut self.rbuf) {
+        self.make_room(READ_SIZE);
+        match self.io.read_now(&mut self.rbuf) {
             Ok(0) => Err(Error::socket("other side closed")),
             Ok(_) => Err(Error::socket("bad response")),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
@@ -342,6 +348,7 @@ impl Conn {
                 ended: false,
             }),
         };
+        let reused_idle = self.running.is_empty() && self.completed > 0;
         if self.running.is_empty() {
             self.timer = None;
         }
@@ -358,6 +365,8 @@ impl Conn {
             sent: false,
             stream,
             awaiting_continue,
+            info_bytes: 0,
+            reused_idle,
             response: Response::Head,
         });
     }
@@ -610,6 +619,12 @@ impl Conn {
                             101 => return Err(Error::socket("bad upgrade")),
                             _ => {}
                         }
+                        // Interim heads count against the header limit: a flood
+                        // of 1xx ends instead of keeping the request alive.
+                        r.info_bytes += head.headers.buf.len();
+                        if r.info_bytes > self.pool.cfg.max_header_size {
+                            return Err(Error::HeadersOverflow);
+                        }
                         let info = Head {
                             status: head.status,
                             reason: head.reason,
@@ -708,6 +723,7 @@ impl Conn {
         };
         self.dirty.push(&req.sink, ev);
         req.settled = true;
+        self.completed += 1;
         self.timer = None;
         if !sent {
             // The server answered before the request body was written.
@@ -761,6 +777,23 @@ impl Conn {
         }
     }
 
+    /// The keep-alive race: an idle kept-alive connection that the server
+    /// closed just as the head request was written to it, before any byte of
+    /// its response. An idempotent request with a replayable body is then sent
+    /// again (once) on a new connection instead of failing; anything else, and
+    /// any request pipelined behind a running one, still fails as in undici.
+    fn lost_race(&self, running: &VecDeque<Running>, err: &Error) -> bool {
+        let Some(head) = running.front() else {
+            return false;
+        };
+        matches!(err, Error::Socket(_))
+            && head.reused_idle
+            && self.rbuf.is_empty()
+            && matches!(head.response, Response::Head)
+            && head.req.can_pipeline()
+            && head.req.attempts < 2
+    }
+
     /// The connection ended with `err`: fail the head of the pipeline (unless
     /// the reason is informational), send the rest back to be re-sent, and let
     /// the scheduler open a new connection if work remains.
@@ -770,7 +803,7 @@ impl Conn {
         let mut running = std::mem::take(&mut self.running);
         if let Some(destroyed) = st.destroyed.clone() {
             fail_all(running.drain(..).map(|r| r.req), &destroyed);
-        } else if !err.is_informational() {
+        } else if !err.is_informational() && !self.lost_race(&running, &err) {
             if let Some(mut head) = running.pop_front() {
                 if !head.req.ctl.is_aborted() {
                     self.dirty.push(&head.req.sink, Event::Error(err.clone()));

@@ -3,7 +3,6 @@
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::task::{Context, Waker};
 
 use bytes::BytesMut;
 use tokio::io::Interest;
@@ -63,15 +62,25 @@ impl Io {
         }
     }
 
-    /// Whether the reactor has seen the socket become readable: a cheap test
-    /// with no system call.
-    pub fn seems_readable(&self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        let ready = match self {
-            Io::Tcp(s) => s.poll_read_ready(&mut cx),
-            Io::Unix(s) => s.poll_read_ready(&mut cx),
+    /// One non-blocking read that asks the kernel, not the reactor's cached
+    /// readiness (which may predate bytes that just arrived).
+    pub fn read_now(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: recv writes at most `spare.len()` bytes into the spare capacity.
+        let n = unsafe {
+            libc::recv(
+                self.fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
         };
-        ready.is_ready()
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `n` bytes of the spare capacity were just written.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        Ok(n as usize)
     }
 
     fn fd(&self) -> std::os::fd::RawFd {
