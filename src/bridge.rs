@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -156,6 +156,7 @@ impl TargetState {
 struct PyNames {
     reject_status: Py<PyAny>,
     start_body: Py<PyAny>,
+    upgraded_socket: Py<PyAny>,
 }
 
 static NAMES: PyOnceLock<PyNames> = PyOnceLock::new();
@@ -165,6 +166,10 @@ fn names(py: Python<'_>) -> PyResult<&'static PyNames> {
         let r = py.import("undipy._response")?;
         let b = py.import("undipy._request_body")?;
         Ok(PyNames {
+            upgraded_socket: py
+                .import("undipy._socket")?
+                .getattr("UpgradedSocket")?
+                .unbind(),
             reject_status: r.getattr("reject_with_status")?.unbind(),
             start_body: b.getattr("start")?.unbind(),
         })
@@ -457,6 +462,20 @@ impl LoopBridge {
             }
             Event::BodySent(b) => {
                 h.call_method1(intern!(py, "on_body_sent"), (PyBytes::new(py, &b),))?;
+            }
+            Event::Upgrade(head, fd, rest) => {
+                self.remove(token);
+                let socket = names(py)?
+                    .upgraded_socket
+                    .bind(py)
+                    .call1((fd.into_raw_fd(), PyBytes::new(py, &rest)))?;
+                let r = h.call_method1(
+                    intern!(py, "on_upgrade"),
+                    (head.status, raw_list(py, &head.headers)?, socket),
+                );
+                if let Err(err) = r {
+                    err.write_unraisable(py, Some(h));
+                }
             }
             Event::BodyPull => self.pull_body(py, me, token, target)?,
             _ => {}

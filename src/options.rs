@@ -69,6 +69,12 @@ pub fn parse(
                 "reset" => p.spec.reset = Some(boolean(py, &v, key)?),
                 "expect_continue" => p.spec.expect_continue = boolean(py, &v, key)?,
                 "throw_on_error" => p.extras.throw_on_error = boolean(py, &v, key)?,
+                "upgrade" if request_api => {
+                    return Err(invalid_arg(
+                        py,
+                        "invalid upgrade: use upgrade() or dispatch()",
+                    ))
+                }
                 "upgrade" => p.spec.upgrade = Some(string(py, &v, "upgrade must be a string")?),
                 "headers_timeout" => p.spec.headers_timeout = Some(seconds(py, &v, key)?),
                 "body_timeout" => p.spec.body_timeout = Some(seconds(py, &v, key)?),
@@ -85,6 +91,9 @@ pub fn parse(
     }
     p.spec.path = path.ok_or_else(|| invalid_arg(py, "path must be a string"))?;
     p.spec.method = method.ok_or_else(|| invalid_arg(py, "method must be a string"))?;
+    if request_api && p.spec.method == "CONNECT" {
+        return Err(invalid_arg(py, "invalid method: use connect()"));
+    }
     Ok(p)
 }
 

@@ -50,12 +50,24 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         keep_alive: Duration::ZERO,
         written_requests: 0,
         completed: 0,
+        upgraded: None,
         timer: None,
         dirty: Dirty::default(),
     };
     conn.keep_alive = conn.pool.cfg.keep_alive_timeout;
     let err = conn.drive().await;
+    let upgrade = conn.take_upgrade();
     conn.finish(err);
+    if let Some((mut req, head)) = upgrade {
+        // The socket and the bytes read past the head go to the request.
+        let rest = std::mem::take(&mut conn.rbuf).freeze();
+        match conn.io.into_fd() {
+            Ok(fd) => req.sink.push(Event::Upgrade(head, fd, rest)),
+            Err(e) => req.sink.push(Event::Error(e.into())),
+        }
+        req.settled = true;
+        req.sink.sink.flush();
+    }
 }
 
 /// Connects, giving up early if the dispatcher is destroyed meanwhile.
@@ -158,6 +170,9 @@ struct Conn {
     written_requests: u64,
     /// Responses completed on this connection (a reused one has some).
     completed: u64,
+    /// The head request was answered with a protocol switch: the socket
+    /// goes to it when the connection ends.
+    upgraded: Option<Head>,
     timer: Option<(Instant, Timer)>,
     dirty: Dirty,
 }
@@ -607,7 +622,12 @@ impl Conn {
                         return Ok(());
                     };
                     if head.upgrade {
-                        return Err(Error::NotSupported("upgrade is not supported yet".into()));
+                        self.upgraded = Some(Head {
+                            status: head.status,
+                            reason: head.reason,
+                            headers: head.headers,
+                        });
+                        return Err(Error::Informational("upgrade"));
                     }
                     if head.status < 200 {
                         match head.status {
@@ -797,7 +817,14 @@ impl Conn {
     /// The connection ended with `err`: fail the head of the pipeline (unless
     /// the reason is informational), send the rest back to be re-sent, and let
     /// the scheduler open a new connection if work remains.
-    fn finish(mut self, err: Error) {
+    /// The request that switched protocols, if one did, with its head.
+    fn take_upgrade(&mut self) -> Option<(Request, Head)> {
+        let head = self.upgraded.take()?;
+        let r = self.running.pop_front()?;
+        Some((r.req, head))
+    }
+
+    fn finish(&mut self, err: Error) {
         let pool = self.pool.clone();
         let mut st = pool.lock();
         let mut running = std::mem::take(&mut self.running);

@@ -35,6 +35,9 @@ pub enum Event {
     BodySent(Bytes),
     /// The socket took the last body chunk: send the next one.
     BodyPull,
+    /// 101 to an upgrade request, or 2xx to CONNECT: the socket leaves the
+    /// pool. `rest` holds bytes that arrived right behind the head.
+    Upgrade(Head, std::os::fd::OwnedFd, Bytes),
     // --- per dispatcher ---
     Connected,
     Disconnected(Error),

@@ -83,6 +83,15 @@ impl Io {
         Ok(n as usize)
     }
 
+    /// Takes the socket out of the runtime, for a caller that will drive it
+    /// itself (an upgraded connection). It stays non-blocking.
+    pub fn into_fd(self) -> io::Result<std::os::fd::OwnedFd> {
+        Ok(match self {
+            Io::Tcp(s) => s.into_std()?.into(),
+            Io::Unix(s) => s.into_std()?.into(),
+        })
+    }
+
     fn fd(&self) -> std::os::fd::RawFd {
         match self {
             Io::Tcp(s) => s.as_raw_fd(),
