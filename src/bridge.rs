@@ -342,7 +342,6 @@ impl LoopBridge {
             // A handler raised: the request ends with that error.
             self.fail(
                 py,
-                me,
                 token,
                 target,
                 err.into_value(py).into_any().into_bound(py),
@@ -351,14 +350,7 @@ impl LoopBridge {
     }
 
     /// Ends a request with `exc` (a Python exception), exactly once.
-    fn fail(
-        &self,
-        py: Python<'_>,
-        _me: &Py<LoopBridge>,
-        token: u64,
-        target: &Arc<Target>,
-        exc: Bound<'_, PyAny>,
-    ) {
+    fn fail(&self, py: Python<'_>, token: u64, target: &Arc<Target>, exc: Bound<'_, PyAny>) {
         if self.targets.lock().remove(&token).is_none() {
             return;
         }
@@ -420,14 +412,14 @@ impl LoopBridge {
                 self.on_headers(py, me, token, target, h, &head)?;
             }
             Event::Headers(head) => {
-                let paused = self.on_headers(py, me, token, target, h, &head)?.is_false();
+                let paused = self.on_headers(py, me, token, target, h, &head)?;
                 if paused {
                     self.pause(target);
                 }
             }
             Event::Data(b) => {
                 let r = h.call_method1(intern!(py, "on_data"), (PyBytes::new(py, &b),))?;
-                if r.is(&*pyo3::types::PyBool::new(py, false)) {
+                if is_false(&r) {
                     self.pause(target);
                 }
             }
@@ -439,7 +431,7 @@ impl LoopBridge {
                 }
                 rest.push_back(Event::Complete(trailers));
                 target.st.lock().backlog = rest;
-                if self.on_headers(py, me, token, target, h, &head)?.is_false() {
+                if self.on_headers(py, me, token, target, h, &head)? {
                     self.pause(target);
                     return Ok(());
                 }
@@ -483,6 +475,7 @@ impl LoopBridge {
         Ok(())
     }
 
+    /// Calls `on_headers`; true when the handler paused (returned False).
     fn on_headers<'py>(
         &self,
         py: Python<'py>,
@@ -491,7 +484,7 @@ impl LoopBridge {
         target: &Arc<Target>,
         h: &Bound<'py, PyAny>,
         head: &Head,
-    ) -> PyResult<Truth> {
+    ) -> PyResult<bool> {
         let control = self.control(py, me, token, target)?;
         let r = h.call_method1(
             intern!(py, "on_headers"),
@@ -502,7 +495,7 @@ impl LoopBridge {
                 latin1(py, &head.reason),
             ),
         )?;
-        Ok(Truth(r.is(&*pyo3::types::PyBool::new(py, false))))
+        Ok(is_false(&r))
     }
 
     fn pause(&self, target: &Target) {
@@ -687,13 +680,9 @@ impl LoopBridge {
     }
 }
 
-/// Whether a handler returned exactly `False`.
-struct Truth(bool);
-
-impl Truth {
-    fn is_false(&self) -> bool {
-        self.0
-    }
+/// Whether a handler returned exactly `False` (its way to pause reading).
+fn is_false(r: &Bound<'_, PyAny>) -> bool {
+    r.is(&*pyo3::types::PyBool::new(r.py(), false))
 }
 
 fn set_exception(py: Python<'_>, future: &Bound<'_, PyAny>, exc: Bound<'_, PyAny>) -> PyResult<()> {

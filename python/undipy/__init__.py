@@ -4,8 +4,12 @@ A Rust HTTP/1.1 engine with keep-alive pools and pipelining, driven from
 asyncio through ``dispatch()`` and the conveniences built on it.
 """
 
+from ._socket import UpgradedSocket
 from ._undipy import Body, ResponseData
 from .abort import AbortController, AbortSignal
+from .api_pipeline import PipelineBody, PipelineDuplex, PipelineHandlerData
+from .api_stream import StreamData, StreamFactoryData
+from .api_upgrade import ConnectData, UpgradeData
 from .dispatcher import Client, ClientStats, Dispatcher, Pool, PoolStats
 from .errors import (
     BodyTimeoutError,
@@ -39,6 +43,7 @@ __all__ = [
     "ClientClosedError",
     "ClientDestroyedError",
     "ClientStats",
+    "ConnectData",
     "ConnectTimeoutError",
     "DispatchHandler",
     "Dispatcher",
@@ -49,6 +54,9 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidReturnValueError",
     "NotSupportedError",
+    "PipelineBody",
+    "PipelineDuplex",
+    "PipelineHandlerData",
     "Pool",
     "PoolStats",
     "RequestAbortedError",
@@ -59,5 +67,9 @@ __all__ = [
     "ResponseExceededMaxSizeError",
     "ResponseStatusCodeError",
     "SocketError",
+    "StreamData",
+    "StreamFactoryData",
     "UndiciError",
+    "UpgradeData",
+    "UpgradedSocket",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import api_pipeline, api_stream, api_upgrade
 from ._bridge import bridge_for
 from ._undipy import Core, LoopBridge, ResponseData
 from .abort import AbortSignal
@@ -189,6 +190,28 @@ class Dispatcher:
             _with_callback(call, callback)
             return None  # type: ignore[return-value]
         return call
+
+    def stream(
+        self, factory: api_stream.Factory, callback: Callback | None = None, **opts: Any
+    ) -> Any:
+        """The response body goes into the writable ``factory(data)`` returns;
+        await the result for a ``StreamData`` (or pass ``callback=``)."""
+        return api_stream.stream(self, factory, callback, opts)
+
+    def pipeline(self, handler: api_pipeline.Handler, **opts: Any) -> api_pipeline.PipelineDuplex:
+        """A duplex: writes make the request body, reads yield what
+        ``handler(data)``'s async iterable yields."""
+        return api_pipeline.pipeline(self, handler, opts)
+
+    def upgrade(self, callback: Callback | None = None, **opts: Any) -> Any:
+        """Switches protocols (default ``protocol="Websocket"``); await the
+        result for an ``UpgradeData`` (or pass ``callback=``)."""
+        return api_upgrade.upgrade(self, callback, **opts)
+
+    def connect(self, callback: Callback | None = None, **opts: Any) -> Any:
+        """HTTP CONNECT to ``path`` (an authority); await the result for a
+        ``ConnectData`` (or pass ``callback=``)."""
+        return api_upgrade.connect(self, callback, **opts)
 
     # -- lifecycle -----------------------------------------------------------
 
