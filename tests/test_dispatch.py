@@ -702,11 +702,6 @@ async def websocket_handshake(conn: RawConn) -> None:
     await conn.wait_closed_by_peer()
 
 
-@pytest.mark.xfail(
-    reason="undipy bug: upgrade responses are not implemented (101 fails the request with "
-    "NotSupportedError 'upgrade is not supported yet' instead of calling on_upgrade)",
-    strict=True,
-)
 async def test_seed_dispatch_upgrade_request(raw_server: RawServerFactory) -> None:
     """Dispatcher.md, "Example 2 - Dispatch Upgrade Request"."""
     srv = await raw_server(websocket_handshake)

@@ -34,7 +34,13 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         Ok(io) => io,
         Err(err) => return connect_failed(&pool, id, err),
     };
-    pool.emit(&pool.lock(), Event::Connected);
+    {
+        let mut st = pool.lock();
+        if let Some(slot) = st.slot(id) {
+            slot.connected = true;
+        }
+        pool.emit(&st, Event::Connected);
+    }
     let mut conn = Conn {
         pool,
         id,
@@ -223,10 +229,21 @@ impl Conn {
             // Bytes of it may be on the wire: only a new socket is safe.
             return Err(Error::Informational("aborted"));
         }
-        self.take_work()?;
-        // A streaming body asks for its next chunk once the socket took the
-        // previous ones, so feed and write until the socket is full or the
-        // body has nothing ready.
+        loop {
+            self.take_work()?;
+            let blocked = self.blocked();
+            self.pump()?;
+            if !blocked || self.blocked() {
+                return Ok(());
+            }
+            // A streamed body just ended: requests queued behind it may go now.
+        }
+    }
+
+    /// Feeds a streaming body and writes until the socket is full or the body
+    /// has nothing ready: it asks for its next chunk once the socket took the
+    /// previous ones.
+    fn pump(&mut self) -> Result<(), Error> {
         loop {
             self.feed_stream()?;
             if self.wq.is_empty() {
@@ -282,10 +299,12 @@ impl Conn {
         slot.running = self.running.len();
         slot.busy = self.blocked();
         slot.closing = self.reset;
+        slot.need_drain = slot.is_busy(depth);
+        if self.reset && self.running.is_empty() {
+            // Closing: whatever is still queued here goes to a new connection.
+            return Err(Error::Informational("reset"));
+        }
         if idle {
-            if self.reset {
-                return Err(Error::Informational("reset"));
-            }
             if st.closed && st.pending.is_empty() {
                 // undici's close() ends in destroy(): the socket goes down
                 // with ClientDestroyedError, which "disconnect" reports.
@@ -294,6 +313,10 @@ impl Conn {
             if self.timer.is_none() && !self.keep_alive.is_zero() {
                 self.timer = Some((Instant::now() + self.keep_alive, Timer::Idle));
             }
+        }
+        if !st.pending.is_empty() {
+            // This connection took what it could: others may take the rest.
+            pool.assign(&mut st);
         }
         pool.maybe_drain(&mut st);
         Ok(())

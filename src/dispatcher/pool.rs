@@ -34,10 +34,14 @@ pub(crate) struct ConnSlot {
     pub queue: VecDeque<Request>,
     /// Written, response not complete.
     pub running: usize,
-    /// Takes no new request: blocking request awaiting headers, streaming
-    /// body being written, or closing after the running responses.
+    /// Writes nothing now: a blocking request awaits its headers, a body is
+    /// still streaming, or the connection closes after the running responses.
     pub busy: bool,
     pub closing: bool,
+    /// The socket is up.
+    pub connected: bool,
+    /// Said "busy" (undici's kNeedDrain): gets no new request until it drains.
+    pub need_drain: bool,
 }
 
 pub(crate) struct State {
@@ -71,6 +75,29 @@ impl ConnSlot {
     fn size(&self) -> usize {
         self.running + self.queue.len()
     }
+
+    /// Queued requests undici would not have written at once: its client
+    /// writes synchronously in `dispatch`, so a request still queued here
+    /// counts as pending only if that write would have had to wait.
+    fn pending(&self, depth: usize) -> usize {
+        if !self.connected {
+            return self.queue.len();
+        }
+        let (mut running, mut blocked) = (self.running, self.busy || self.closing);
+        for (i, r) in self.queue.iter().enumerate() {
+            if blocked || running >= depth || (running > 0 && !r.can_pipeline()) {
+                return self.queue.len() - i;
+            }
+            running += 1;
+            blocked = r.blocks_socket();
+        }
+        0
+    }
+
+    /// undici's client `kBusy`.
+    pub(crate) fn is_busy(&self, depth: usize) -> bool {
+        self.busy || self.closing || self.size() >= depth || self.pending(depth) > 0
+    }
 }
 
 impl State {
@@ -78,15 +105,23 @@ impl State {
         self.pipelining.max(1) as usize
     }
 
-    fn can_take(&self, c: &ConnSlot) -> bool {
-        !c.busy && !c.closing && c.size() < self.depth()
+    /// The connection the next request goes to (undici's `getDispatcher`).
+    fn free_conn(&self) -> Option<usize> {
+        self.conns.iter().position(|c| !c.need_drain && !c.closing)
     }
 
-    /// undici's busy: no connection can take another request without queueing.
+    /// undici's pool busy: no connection without "need drain", none to open.
     fn busy(&self, max: Option<usize>) -> bool {
         !self.pending.is_empty()
-            || (!self.conns.iter().any(|c| self.can_take(c))
-                && max.is_some_and(|m| self.conns.len() >= m))
+            || (self.free_conn().is_none() && max.is_some_and(|m| self.conns.len() >= m))
+    }
+
+    /// Re-evaluates each connection's "need drain" after its state changed.
+    pub(crate) fn refresh(&mut self) {
+        let depth = self.depth();
+        for c in &mut self.conns {
+            c.need_drain = c.is_busy(depth);
+        }
     }
 
     pub fn slot(&mut self, id: u64) -> Option<&mut ConnSlot> {
@@ -158,13 +193,9 @@ impl Pool {
     /// Moves pending requests to connections that can take them, opening
     /// connections as allowed.
     pub(crate) fn assign(self: &Arc<Self>, st: &mut State) {
+        let depth = st.depth();
         while !st.pending.is_empty() {
-            let depth = st.depth();
-            let free = st
-                .conns
-                .iter()
-                .position(|c| !c.busy && !c.closing && c.size() < depth);
-            let idx = match free {
+            let idx = match st.free_conn() {
                 Some(i) => i,
                 None if self.cfg.connections.is_none_or(|m| st.conns.len() < m) => self.open(st),
                 None => return,
@@ -172,6 +203,7 @@ impl Pool {
             let req = st.pending.pop_front().expect("pending is not empty");
             let slot = &mut st.conns[idx];
             slot.queue.push_back(req);
+            slot.need_drain = slot.is_busy(depth);
             let n = slot.notify.clone();
             if !st.wake.iter().any(|w| Arc::ptr_eq(w, &n)) {
                 st.wake.push(n);
@@ -199,6 +231,8 @@ impl Pool {
             running: 0,
             busy: false,
             closing: false,
+            connected: false,
+            need_drain: false,
         });
         let task = self.rt.spawn(conn::run(self.clone(), id, notify));
         let pool = self.clone();
@@ -248,6 +282,7 @@ impl Pool {
         for c in &st.conns {
             c.notify.notify_one();
         }
+        st.refresh();
         self.assign(&mut st);
         self.maybe_drain(&mut st);
         Self::unlock_and_wake(st);
@@ -303,7 +338,7 @@ impl Pool {
         let running: usize = st.conns.iter().map(|c| c.running).sum();
         let queued = st.pending.len() + st.conns.iter().map(|c| c.queue.len()).sum::<usize>();
         Stats {
-            connected: st.conns.len(),
+            connected: st.conns.iter().filter(|c| c.connected).count(),
             free: st.conns.iter().filter(|c| c.size() == 0).count(),
             pending: queued,
             queued: st.pending.len(),

@@ -381,6 +381,15 @@ impl Request {
         }
     }
 
+    /// Once written, does it stop further writes on its socket for a while
+    /// (until its headers, the end of its body, or for good)?
+    pub fn blocks_socket(&self) -> bool {
+        self.flags.blocking
+            || self.flags.expect_continue
+            || matches!(self.body, Body::Stream { .. })
+            || self.closes_connection()
+    }
+
     /// May this request be written while others are running (undici's `busy()`)?
     pub fn can_pipeline(&self) -> bool {
         self.flags.idempotent && !self.flags.upgrade && !matches!(self.body, Body::Stream { .. })
