@@ -97,9 +97,8 @@ class UpgradedSocket:
             return data
         async with self._read_lock():
             while not (self._eof or self._closed):
-                try:
-                    data = self._sock.recv(n)
-                except (BlockingIOError, InterruptedError):
+                data = _recv(self._sock, n)
+                if data is None:
                     await self._wait(self._loop_().add_reader, self._loop_().remove_reader)
                     continue
                 if not data:
@@ -129,9 +128,8 @@ class UpgradedSocket:
         async with self._write_lock():
             while view:
                 self._check_writable()
-                try:
-                    sent = self._sock.send(view)
-                except (BlockingIOError, InterruptedError):
+                sent = _send(self._sock, view)
+                if sent is None:
                     await self._wait(self._loop_().add_writer, self._loop_().remove_writer)
                     continue
                 view = view[sent:]
@@ -216,3 +214,19 @@ class UpgradedSocket:
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _recv(sock: _socket.socket, n: int) -> bytes | None:
+    """Bytes from a non-blocking socket; None when there are none yet."""
+    try:
+        return sock.recv(n)
+    except (BlockingIOError, InterruptedError):
+        return None
+
+
+def _send(sock: _socket.socket, data: memoryview) -> int | None:
+    """Bytes the kernel took; None when it takes none now."""
+    try:
+        return sock.send(data)
+    except (BlockingIOError, InterruptedError):
+        return None
