@@ -76,27 +76,28 @@ impl ConnSlot {
         self.running + self.queue.len()
     }
 
-    /// Queued requests undici would not have written at once: its client
-    /// writes synchronously in `dispatch`, so a request still queued here
-    /// counts as pending only if that write would have had to wait.
-    fn pending(&self, depth: usize) -> usize {
+    /// Replays undici's synchronous write of the queued requests: how many
+    /// would have had to wait (pending), and whether the last one written
+    /// leaves the socket busy (blocking, streaming, or closing).
+    fn replay(&self, depth: usize) -> (usize, bool) {
         if !self.connected {
-            return self.queue.len();
+            return (self.queue.len(), false);
         }
         let (mut running, mut blocked) = (self.running, self.busy || self.closing);
         for (i, r) in self.queue.iter().enumerate() {
             if blocked || running >= depth || (running > 0 && !r.can_pipeline()) {
-                return self.queue.len() - i;
+                return (self.queue.len() - i, blocked);
             }
             running += 1;
             blocked = r.blocks_socket();
         }
-        0
+        (0, blocked)
     }
 
     /// undici's client `kBusy`.
     pub(crate) fn is_busy(&self, depth: usize) -> bool {
-        self.busy || self.closing || self.size() >= depth || self.pending(depth) > 0
+        let (pending, blocked) = self.replay(depth);
+        blocked || self.size() >= depth || pending > 0
     }
 }
 

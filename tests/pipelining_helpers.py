@@ -1,0 +1,331 @@
+"""Helpers for test_pipelining.py: scripted connections the test drives step by step.
+
+* ``Hand`` is a RawServer script that hands every accepted connection to the test and
+  keeps it open: the test itself reads requests, answers, closes or resets, in the exact
+  order the scenario needs (so "the server has not answered yet" is a fact, not a race).
+* ``one_read`` / ``nothing_more`` observe the socket: the bytes of a single read, or that
+  nothing arrives within a short window (bounded, never asserted as a time).
+* ``Probe`` is a dispatch handler recording every callback; ``Ledger`` makes probes and
+  checks that every request ended exactly once.
+* ``Events`` records a dispatcher's events.
+* ``StalledServer`` is a RawServer whose accept queue is full until ``release()``: the
+  client's connect stays pending, so the dispatcher can be observed before it connects.
+
+Every wait is bounded by ``T``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeVar
+
+import undipy
+from servers import MAX_LINE, RawConn, RawServer
+
+T = 3.0
+"""Bound, in seconds, for any single wait on the client or the server."""
+
+SETTLE = 0.2
+"""How long to listen for bytes or callbacks that must NOT come (never asserted as a time)."""
+
+D = TypeVar("D", bound=undipy.Dispatcher)
+
+
+async def within(aw: Any, timeout: float = T) -> Any:
+    return await asyncio.wait_for(aw, timeout)
+
+
+async def wait_until(pred: Callable[[], bool], what: str, timeout: float = T) -> None:
+    """Poll ``pred()`` every 5 ms until true (AssertionError after ``timeout``)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+@contextlib.asynccontextmanager
+async def closing(d: D) -> AsyncIterator[D]:
+    """Use ``d``, then ``close()`` it (bounded). If the block failed, destroy it instead,
+    so a failing test never waits on requests it left hanging."""
+    try:
+        yield d
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await within(d.destroy(), 2.0)
+        raise
+    await within(d.close())
+
+
+# --------------------------------------------------------------------------- wire bytes
+
+
+def host_of(srv: RawServer) -> str:
+    return f"{srv.host}:{srv.port}"
+
+
+def req(
+    srv: RawServer,
+    path: str,
+    method: str = "GET",
+    connection: str | None = "keep-alive",
+    headers: Iterable[str] = (),
+    body: bytes | None = None,
+) -> bytes:
+    """Exact bytes undici writes for a request: request line, host, connection, the user
+    headers, content-length when there is a body, the empty line, the body."""
+    lines = [f"{method} {path} HTTP/1.1", f"host: {host_of(srv)}"]
+    if connection is not None:
+        lines.append(f"connection: {connection}")
+    lines.extend(headers)
+    if body is not None:
+        lines.append(f"content-length: {len(body)}")
+    return "".join(f"{line}\r\n" for line in lines).encode("latin-1") + b"\r\n" + (body or b"")
+
+
+def request_lines(raw: bytes) -> list[bytes]:
+    """The request lines found in ``raw`` client bytes (in order)."""
+    return [
+        line
+        for line in raw.split(b"\r\n")
+        if line.endswith(b" HTTP/1.1") and line.split(b" ", 1)[0].isalpha()
+    ]
+
+
+# --------------------------------------------------------------------------- server side
+
+
+class Hand:
+    """RawServer script: each accepted connection is handed to the test (``next()``) and
+    held open until the test closes it, the client does, or the server stops."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[RawConn] = asyncio.Queue()
+        self.conns: list[RawConn] = []
+
+    async def __call__(self, conn: RawConn) -> None:
+        self.conns.append(conn)
+        self._queue.put_nowait(conn)
+        await asyncio.Event().wait()  # until the server stops (it cancels scripts)
+
+    async def next(self, timeout: float = T) -> RawConn:
+        """The next accepted connection."""
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no new connection within {timeout}s ({len(self.conns)} so far)"
+            ) from None
+
+    def no_new_connection(self) -> bool:
+        return self._queue.empty()
+
+
+async def read_requests(conn: RawConn, n: int, timeout: float = T) -> list[bytes]:
+    """Exact bytes of the next ``n`` requests (AssertionError if the client closes)."""
+    out = []
+    for _ in range(n):
+        r = await conn.read_request(timeout=timeout)
+        assert r, f"conn {conn.index}: closed by the client after {out!r}"
+        out.append(r)
+    return out
+
+
+async def one_read(conn: RawConn, timeout: float = T) -> bytes:
+    """The bytes of exactly one read from the socket (nothing may be buffered before).
+
+    Requests that the client writes in one system call arrive together here; requests
+    written one by one, as the client gets to them, do not.
+    """
+    assert not conn._buf, f"conn {conn.index}: unread bytes {bytes(conn._buf)!r}"
+    try:
+        async with asyncio.timeout(timeout):
+            got = await conn._fill()
+    except TimeoutError:
+        raise AssertionError(f"conn {conn.index}: nothing received within {timeout}s") from None
+    assert got, f"conn {conn.index}: closed by the client"
+    data = bytes(conn._buf)
+    conn._buf.clear()
+    return data
+
+
+async def nothing_more(conn: RawConn, window: float = SETTLE) -> None:
+    """Nothing arrives on ``conn`` within ``window`` (and nothing is buffered)."""
+    data = await conn.read_available(timeout=window)
+    assert data == b"", f"conn {conn.index}: unexpected bytes {data!r}"
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+class Probe(undipy.DispatchHandler):
+    """Records every callback, in order; ``done`` resolves at the first terminal one."""
+
+    TERMINAL = ("complete", "error", "upgrade")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls: list[str] = []
+        self.status: int | None = None
+        self.chunks: list[bytes] = []
+        self.error: BaseException | None = None
+        self.abort: Callable[..., None] | None = None
+        self.accepted: bool | None = None
+        """What ``dispatch`` returned for it."""
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def __repr__(self) -> str:
+        return f"<Probe {self.name} {self.calls} {self.error!r}>"
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    @property
+    def connects(self) -> int:
+        return self.calls.count("connect")
+
+    @property
+    def terminals(self) -> int:
+        return sum(self.calls.count(t) for t in self.TERMINAL)
+
+    @property
+    def outcome(self) -> tuple[Any, ...]:
+        """(status, body) when it completed, (error type,) when it failed."""
+        if self.error is not None:
+            return (type(self.error),)
+        return (self.status, self.body)
+
+    def _end(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def on_connect(self, abort: Callable[..., None], context: Any) -> None:
+        self.calls.append("connect")
+        self.abort = abort
+
+    def on_headers(
+        self, status_code: int, headers: list[bytes], resume: Callable[[], None], status_text: str
+    ) -> bool:
+        self.calls.append("headers")
+        if status_code >= 200:
+            self.status = status_code
+        return True
+
+    def on_data(self, chunk: bytes) -> bool:
+        self.calls.append("data")
+        self.chunks.append(chunk)
+        return True
+
+    def on_complete(self, trailers: list[bytes]) -> None:
+        self.calls.append("complete")
+        self._end()
+
+    def on_error(self, error: BaseException) -> None:
+        self.calls.append("error")
+        self.error = error
+        self._end()
+
+    def on_upgrade(self, status_code: int, headers: list[bytes], socket: Any) -> None:
+        self.calls.append("upgrade")
+        self._end()
+
+    async def wait(self, timeout: float = T) -> Probe:
+        try:
+            await asyncio.wait_for(asyncio.shield(self.done), timeout)
+        except TimeoutError:
+            raise AssertionError(f"request {self.name} never ended: {self!r}") from None
+        return self
+
+
+class Ledger:
+    """Dispatches probes and checks that each one ended exactly once."""
+
+    def __init__(self) -> None:
+        self.probes: list[Probe] = []
+
+    def dispatch(self, d: undipy.Dispatcher, path: str, **opts: Any) -> Probe:
+        opts.setdefault("method", "GET")
+        p = Probe(path)
+        self.probes.append(p)
+        p.accepted = d.dispatch(p, path=path, **opts)
+        return p
+
+    async def all_ended(self, timeout: float = T) -> None:
+        """Every probe ended, then (after a settle) none got a second terminal call or
+        anything after its terminal call."""
+        for p in self.probes:
+            await p.wait(timeout)
+        await asyncio.sleep(SETTLE)
+        for p in self.probes:
+            assert p.terminals == 1, p
+            assert p.calls[-1] in Probe.TERMINAL, p
+
+
+class Events:
+    """A dispatcher's events, in order, as (name, error)."""
+
+    NAMES = ("connect", "disconnect", "connection_error", "drain")
+
+    def __init__(self, d: undipy.Dispatcher) -> None:
+        self.log: list[tuple[str, BaseException | None]] = []
+        for name in self.NAMES:
+            d.on(name, self._listener(name))
+
+    def _listener(self, name: str) -> Callable[..., None]:
+        def on(origin: str, *rest: Any) -> None:
+            self.log.append((name, rest[1] if len(rest) > 1 else None))
+
+        return on
+
+    def named(self, name: str) -> list[BaseException | None]:
+        return [e for n, e in self.log if n == name]
+
+    async def wait_for(self, name: str, n: int = 1, timeout: float = T) -> None:
+        await wait_until(lambda: len(self.named(name)) >= n, f"{n} {name!r} events", timeout)
+
+
+# --------------------------------------------------------------------------- stalled connect
+
+
+class StalledServer(RawServer):
+    """A RawServer whose listening socket (backlog 0) has its accept queue filled by a
+    connection of our own until ``release()``: the kernel drops the client's SYNs, so
+    its connect stays pending; the SYN is retried about 1 s later and gets in once
+    ``release()`` has emptied the queue and started serving."""
+
+    def __init__(self, script: Any) -> None:
+        super().__init__(script)
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._filler: socket.socket | None = None
+
+    async def start(self) -> StalledServer:
+        self._lsock.bind((self.host, 0))
+        self._lsock.listen(0)
+        self.port = self._lsock.getsockname()[1]
+        self._filler = socket.create_connection((self.host, self.port), timeout=T)
+        ready, _, _ = select.select([self._lsock], [], [], T)  # the filler is queued
+        assert ready, "the filler connection never reached the accept queue"
+        return self
+
+    async def release(self) -> None:
+        self._lsock.settimeout(T)
+        peer, _ = self._lsock.accept()
+        peer.close()
+        assert self._filler is not None
+        self._filler.close()
+        self._filler = None
+        self._lsock.setblocking(False)
+        self._server = await asyncio.start_server(self._handle, sock=self._lsock, limit=MAX_LINE)
+
+    async def stop(self) -> None:
+        if self._filler is not None:
+            self._filler.close()
+        if self._server is None:
+            self._lsock.close()
+        await super().stop()
