@@ -93,8 +93,8 @@ class UpgradedSocket:
         if n == 0:
             return b""
         if self._head:
-            data, self._head = self._head[:n], self._head[n:]
-            return data
+            head, self._head = self._head[:n], self._head[n:]
+            return head
         async with self._read_lock():
             while not (self._eof or self._closed):
                 data = _recv(self._sock, n)

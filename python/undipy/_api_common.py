@@ -1,0 +1,141 @@
+"""What stream(), pipeline(), upgrade() and connect() share: header
+conversion, ``signal=`` binding, the ``callback=`` form and throw_on_error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .abort import AbortSignal
+from .errors import InvalidArgumentError, RequestAbortedError, ResponseStatusCodeError
+
+Headers = dict[str, str | list[str]]
+Callback = Callable[[BaseException | None, Any], Any]
+
+ERROR_BODY_LIMIT = 128 * 1024
+"""How much of a throw_on_error body is kept for the error (as undici)."""
+
+
+def parse_headers(raw: list[bytes]) -> Headers:
+    """A flat ``[name, value, ...]`` list of bytes as a dict: lower-case ``str``
+    names (latin-1), and a list of values for a repeated name."""
+    out: Headers = {}
+    it = iter(raw)
+    for name, value in zip(it, it, strict=False):
+        key = name.decode("latin-1").lower()
+        val = value.decode("latin-1")
+        prev = out.get(key)
+        if prev is None:
+            out[key] = val
+        elif isinstance(prev, list):
+            prev.append(val)
+        else:
+            out[key] = [prev, val]
+    return out
+
+
+def pop_common(opts: dict[str, Any]) -> tuple[Any, Any, Callable[..., Any] | None]:
+    """Takes ``signal``, ``opaque`` and ``on_info`` out of ``opts`` (dispatch
+    does not know them) and checks them."""
+    signal = opts.pop("signal", None)
+    opaque = opts.pop("opaque", None)
+    on_info = opts.pop("on_info", None)
+    check_signal(signal)
+    if on_info is not None and not callable(on_info):
+        raise InvalidArgumentError("invalid on_info callback")
+    return signal, opaque, on_info
+
+
+def pop_throw_on_error(opts: dict[str, Any]) -> bool:
+    v = opts.pop("throw_on_error", None)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise InvalidArgumentError("invalid throw_on_error")
+    return v
+
+
+def check_signal(signal: Any) -> None:
+    if signal is not None and not isinstance(signal, AbortSignal | asyncio.Event):
+        raise InvalidArgumentError("signal must be an AbortSignal or an asyncio.Event")
+
+
+def abort_reason(signal: Any) -> BaseException | None:
+    """The error a request gets when ``signal`` has already fired, else None."""
+    if isinstance(signal, AbortSignal):
+        if signal.aborted:
+            return signal.reason or RequestAbortedError()
+        return None
+    if isinstance(signal, asyncio.Event) and signal.is_set():
+        return RequestAbortedError()
+    return None
+
+
+def bind_signal(signal: Any, abort: Callable[..., None]) -> Callable[[], None]:
+    """Calls ``abort(reason)`` when ``signal`` fires; returns the unbinding."""
+    if signal is None:
+        return _nothing
+    if isinstance(signal, AbortSignal):
+
+        def listener(reason: BaseException) -> None:
+            abort(reason)
+
+        signal.add_listener(listener)
+        return lambda: signal.remove_listener(listener)
+
+    event: asyncio.Event = signal
+
+    async def watch() -> None:
+        await event.wait()
+        abort(RequestAbortedError())
+
+    task = asyncio.ensure_future(watch())
+
+    def unbind() -> None:
+        task.cancel()
+
+    return unbind
+
+
+def _nothing() -> None:
+    pass
+
+
+def call_info(on_info: Callable[..., Any] | None, status: int, raw: list[bytes]) -> None:
+    if on_info is not None:
+        on_info({"status_code": status, "headers": parse_headers(raw)})
+
+
+def with_callback(coro: Coroutine[Any, Any, Any], callback: Callback) -> None:
+    """Runs ``coro`` and hands its outcome to ``callback(error, data)``."""
+    if not callable(callback):
+        coro.close()
+        raise InvalidArgumentError("invalid callback")
+
+    async def run() -> None:
+        try:
+            data = await coro
+        except Exception as exc:
+            callback(exc, None)
+        else:
+            callback(None, data)
+
+    asyncio.ensure_future(run())
+
+
+def status_error(status: int, status_text: str, headers: Headers, body: bytes) -> BaseException:
+    """undici's ResponseStatusCodeError for a throw_on_error answer: the body
+    as JSON for ``application/json``, else as text."""
+    parsed: Any = body.decode("utf-8", "replace")
+    content_type = headers.get("content-type", "")
+    if isinstance(content_type, str) and content_type.startswith("application/json"):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            pass
+    msg = f"Response status code {status}"
+    if status_text:
+        msg += f": {status_text}"
+    return ResponseStatusCodeError(msg, status, headers, parsed)
