@@ -311,9 +311,17 @@ impl LoopBridge {
         let Some(target) = self.target(token) else {
             return;
         };
+        if let (Event::Data(b), Some(ctl)) = (&event, &target.ctl) {
+            ctl.delivered_bytes(b.len());
+        }
         if matches!(target.kind, Kind::Handler(_)) {
+            let aborted = target.ctl.as_ref().is_some_and(|c| c.is_aborted());
             let mut st = target.st.lock();
-            if st.paused || !st.backlog.is_empty() {
+            if aborted && matches!(event, Event::Error(_)) {
+                // An abort ends a paused request at once; what it held is moot.
+                st.backlog.clear();
+                st.paused = false;
+            } else if st.paused || !st.backlog.is_empty() {
                 st.backlog.push_back(event);
                 return;
             }

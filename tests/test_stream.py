@@ -46,10 +46,9 @@ from undipy import (
 def paced_streamer(total_mib: int, progress: list[int]) -> Any:
     """helpers.streamer, but yielding to the loop after each MiB the socket took.
 
-    The engine reads on its own thread and (see the xfail engine test in test_stream.py)
-    does not bound what it reads ahead of the handler: a server on the test's own loop
-    that never yields (the kernel takes every MiB at once) would keep the loop from
-    delivering the first chunk, and the handler from pausing, until the body is sent.
+    The engine reads on its own thread and bounds what it reads ahead of the handler
+    (1 MiB); this server yields anyway so the test measures the handler's pause, not
+    that bound.
     """
 
     async def script(conn: RawConn) -> None:
@@ -752,13 +751,6 @@ async def test_post_body_and_request_bytes(raw_server: RawServerFactory) -> None
 # --------------------------------------------------------------------------- engine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undipy bug: abort() of a dispatched request whose handler paused (on_data or "
-    "on_headers returned False) does not call on_error until resume() is called: the "
-    "bridge queues the abort's Error event behind the pause (LoopBridge.deliver backlogs "
-    "every event of a paused handler target); the connection itself is closed at once",
-)
 async def test_engine_abort_of_a_paused_dispatch_calls_on_error_without_resume(
     raw_server: RawServerFactory,
 ) -> None:
@@ -785,14 +777,6 @@ async def test_engine_abort_of_a_paused_dispatch_calls_on_error_without_resume(
         assert isinstance(h.error, RequestAbortedError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undipy bug: the engine reads a response body ahead of the handler without "
-    "bound: while the event loop has not yet delivered on_data (a busy or slow loop), "
-    "the runtime thread keeps reading the socket and queueing Data events, so a handler "
-    "that pauses (returns False) at its first chunk still finds the whole body read into "
-    "memory (128 MiB here); a per-request limit on undelivered bytes would stop reading",
-)
 async def test_engine_bounds_what_it_reads_ahead_of_a_busy_loop() -> None:
     """A server thread (independent of the loop) sends 128 MiB once on_headers ran; the
     loop is then busy for as long as the server makes progress, so no on_data runs

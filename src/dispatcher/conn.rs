@@ -593,8 +593,11 @@ impl Conn {
         (remaining as usize).clamp(READ_SIZE, MAX_READ_SIZE)
     }
 
+    /// The consumer paused, or has not yet taken what was read for it.
     fn read_paused(&self) -> bool {
-        self.running.front().is_some_and(|r| r.req.ctl.is_paused())
+        self.running
+            .front()
+            .is_some_and(|r| r.req.ctl.is_paused() || r.req.ctl.read_ahead_full())
     }
 
     fn read(&mut self) -> Result<(), Error> {
@@ -617,6 +620,7 @@ impl Conn {
                     self.dirty.push(&r.req.sink, Event::Headers(h));
                 }
                 for p in parts.drain(..) {
+                    r.req.ctl.queued_bytes(p.len());
                     self.dirty.push(&r.req.sink, Event::Data(p));
                 }
             }
@@ -759,6 +763,7 @@ impl Conn {
             Some(h) => Event::Full(h, join(&mut parts), trailers),
             None => {
                 for p in parts {
+                    req.ctl.queued_bytes(p.len());
                     self.dirty.push(&req.sink, Event::Data(p));
                 }
                 Event::Complete(trailers)

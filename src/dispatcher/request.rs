@@ -4,7 +4,7 @@
 //! `Request::build` checks it exactly as undici does and encodes the head, so
 //! nothing invalid ever reaches a connection.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +77,9 @@ pub struct Flags {
 #[derive(Default)]
 pub struct RequestCtl {
     flags: AtomicU8,
+    /// Body bytes sent to the consumer's loop and not yet delivered there:
+    /// the engine stops reading ahead once this passes `READ_AHEAD`.
+    unread: AtomicUsize,
     conn: Mutex<Option<Arc<Notify>>>,
     /// Request body chunks pushed by the caller for streaming bodies.
     pub chunks: Mutex<BodyChunks>,
@@ -87,6 +90,10 @@ pub struct BodyChunks {
     pub queue: std::collections::VecDeque<Bytes>,
     pub ended: bool,
 }
+
+/// Most body bytes read for a request before its consumer's loop took them
+/// (a busy loop must not make the engine buffer a whole body).
+pub const READ_AHEAD: usize = 1024 * 1024;
 
 const ABORTED: u8 = 1;
 const PAUSED: u8 = 2;
@@ -105,6 +112,24 @@ impl RequestCtl {
         let first = self.flags.fetch_or(ABORTED, Ordering::AcqRel) & ABORTED == 0;
         self.wake();
         first
+    }
+
+    /// The engine queued `n` body bytes for the consumer.
+    pub fn queued_bytes(&self, n: usize) {
+        self.unread.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// The consumer's loop took `n` body bytes; reading resumes below the limit.
+    pub fn delivered_bytes(&self, n: usize) {
+        let before = self.unread.fetch_sub(n, Ordering::AcqRel);
+        if before >= READ_AHEAD && before - n < READ_AHEAD {
+            self.wake();
+        }
+    }
+
+    /// Too much is waiting for the consumer's loop: stop reading for now.
+    pub fn read_ahead_full(&self) -> bool {
+        self.unread.load(Ordering::Acquire) >= READ_AHEAD
     }
 
     pub fn set_paused(&self, paused: bool) {
