@@ -47,7 +47,7 @@ def paced_streamer(total_mib: int, progress: list[int]) -> Any:
     """helpers.streamer, but yielding to the loop after each MiB the socket took.
 
     The engine reads on its own thread and bounds what it reads ahead of the handler
-    (1 MiB); this server yields anyway so the test measures the handler's pause, not
+    (4 MiB); this server yields anyway so the test measures the handler's pause, not
     that bound.
     """
 

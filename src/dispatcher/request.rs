@@ -93,7 +93,7 @@ pub struct BodyChunks {
 
 /// Most body bytes read for a request before its consumer's loop took them
 /// (a busy loop must not make the engine buffer a whole body).
-pub const READ_AHEAD: usize = 1024 * 1024;
+pub const READ_AHEAD: usize = 4 * 1024 * 1024;
 
 const ABORTED: u8 = 1;
 const PAUSED: u8 = 2;
