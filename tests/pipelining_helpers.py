@@ -17,13 +17,15 @@ Every wait is bounded by ``T``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import select
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import undipy
+from helpers import closing as closing  # shared with the other suites, re-exported
+from helpers import host_of as host_of
+from helpers import within as within
 from servers import MAX_LINE, RawConn, RawServer
 
 T = 3.0
@@ -31,12 +33,6 @@ T = 3.0
 
 SETTLE = 0.2
 """How long to listen for bytes or callbacks that must NOT come (never asserted as a time)."""
-
-D = TypeVar("D", bound=undipy.Dispatcher)
-
-
-async def within(aw: Any, timeout: float = T) -> Any:
-    return await asyncio.wait_for(aw, timeout)
 
 
 async def wait_until(pred: Callable[[], bool], what: str, timeout: float = T) -> None:
@@ -49,24 +45,7 @@ async def wait_until(pred: Callable[[], bool], what: str, timeout: float = T) ->
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
-@contextlib.asynccontextmanager
-async def closing(d: D) -> AsyncIterator[D]:
-    """Use ``d``, then ``close()`` it (bounded). If the block failed, destroy it instead,
-    so a failing test never waits on requests it left hanging."""
-    try:
-        yield d
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await within(d.destroy(), 2.0)
-        raise
-    await within(d.close())
-
-
 # --------------------------------------------------------------------------- wire bytes
-
-
-def host_of(srv: RawServer) -> str:
-    return f"{srv.host}:{srv.port}"
 
 
 def req(
