@@ -7,7 +7,6 @@
   nothing arrives within a short window (bounded, never asserted as a time).
 * ``Probe`` is a dispatch handler recording every callback; ``Ledger`` makes probes and
   checks that every request ended exactly once.
-* ``Events`` records a dispatcher's events.
 * ``StalledServer`` is a RawServer whose accept queue is full until ``release()``: the
   client's connect stays pending, so the dispatcher can be observed before it connects.
 
@@ -26,6 +25,7 @@ import undipy
 from helpers import closing as closing  # shared with the other suites, re-exported
 from helpers import host_of as host_of
 from helpers import within as within
+from hostile_helpers import Events as Events
 from servers import MAX_LINE, RawConn, RawServer
 
 T = 3.0
@@ -244,29 +244,6 @@ class Ledger:
         for p in self.probes:
             assert p.terminals == 1, p
             assert p.calls[-1] in Probe.TERMINAL, p
-
-
-class Events:
-    """A dispatcher's events, in order, as (name, error)."""
-
-    NAMES = ("connect", "disconnect", "connection_error", "drain")
-
-    def __init__(self, d: undipy.Dispatcher) -> None:
-        self.log: list[tuple[str, BaseException | None]] = []
-        for name in self.NAMES:
-            d.on(name, self._listener(name))
-
-    def _listener(self, name: str) -> Callable[..., None]:
-        def on(origin: str, *rest: Any) -> None:
-            self.log.append((name, rest[1] if len(rest) > 1 else None))
-
-        return on
-
-    def named(self, name: str) -> list[BaseException | None]:
-        return [e for n, e in self.log if n == name]
-
-    async def wait_for(self, name: str, n: int = 1, timeout: float = T) -> None:
-        await wait_until(lambda: len(self.named(name)) >= n, f"{n} {name!r} events", timeout)
 
 
 # --------------------------------------------------------------------------- stalled connect
