@@ -234,12 +234,6 @@ impl LoopBridge {
         self.queue.fd.as_raw_fd()
     }
 
-    /// Requests and dispatchers still waiting for events.
-    #[getter]
-    fn pending(&self) -> usize {
-        self.targets.lock().len()
-    }
-
     /// Delivers every queued event (called by the loop when the fd is readable).
     fn drain(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();

@@ -26,6 +26,7 @@ from helpers import closing as closing  # shared with the other suites, re-expor
 from helpers import host_of as host_of
 from helpers import within as within
 from hostile_helpers import Events as Events
+from hostile_helpers import Recorder
 from servers import MAX_LINE, RawConn, RawServer
 
 T = 3.0
@@ -142,28 +143,13 @@ async def nothing_more(conn: RawConn, window: float = SETTLE) -> None:
 # --------------------------------------------------------------------------- handlers
 
 
-class Probe(undipy.DispatchHandler):
-    """Records every callback, in order; ``done`` resolves at the first terminal one."""
-
-    TERMINAL = ("complete", "error", "upgrade")
+class Probe(Recorder):
+    """A Recorder that also knows what ``dispatch`` returned for it."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.calls: list[str] = []
-        self.status: int | None = None
-        self.chunks: list[bytes] = []
-        self.error: BaseException | None = None
-        self.abort: Callable[..., None] | None = None
+        super().__init__(name)
         self.accepted: bool | None = None
         """What ``dispatch`` returned for it."""
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def __repr__(self) -> str:
-        return f"<Probe {self.name} {self.calls} {self.error!r}>"
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
 
     @property
     def connects(self) -> int:
@@ -171,7 +157,7 @@ class Probe(undipy.DispatchHandler):
 
     @property
     def terminals(self) -> int:
-        return sum(self.calls.count(t) for t in self.TERMINAL)
+        return self.terminal_calls
 
     @property
     def outcome(self) -> tuple[Any, ...]:
@@ -179,47 +165,6 @@ class Probe(undipy.DispatchHandler):
         if self.error is not None:
             return (type(self.error),)
         return (self.status, self.body)
-
-    def _end(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def on_connect(self, abort: Callable[..., None], context: Any) -> None:
-        self.calls.append("connect")
-        self.abort = abort
-
-    def on_headers(
-        self, status_code: int, headers: list[bytes], resume: Callable[[], None], status_text: str
-    ) -> bool:
-        self.calls.append("headers")
-        if status_code >= 200:
-            self.status = status_code
-        return True
-
-    def on_data(self, chunk: bytes) -> bool:
-        self.calls.append("data")
-        self.chunks.append(chunk)
-        return True
-
-    def on_complete(self, trailers: list[bytes]) -> None:
-        self.calls.append("complete")
-        self._end()
-
-    def on_error(self, error: BaseException) -> None:
-        self.calls.append("error")
-        self.error = error
-        self._end()
-
-    def on_upgrade(self, status_code: int, headers: list[bytes], socket: Any) -> None:
-        self.calls.append("upgrade")
-        self._end()
-
-    async def wait(self, timeout: float = T) -> Probe:
-        try:
-            await asyncio.wait_for(asyncio.shield(self.done), timeout)
-        except TimeoutError:
-            raise AssertionError(f"request {self.name} never ended: {self!r}") from None
-        return self
 
 
 class Ledger:

@@ -41,28 +41,6 @@ impl Error {
     pub fn is_informational(&self) -> bool {
         matches!(self, Error::Informational(_))
     }
-
-    /// undici's error code for this error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::ConnectTimeout => "UND_ERR_CONNECT_TIMEOUT",
-            Error::HeadersTimeout => "UND_ERR_HEADERS_TIMEOUT",
-            Error::HeadersOverflow => "UND_ERR_HEADERS_OVERFLOW",
-            Error::BodyTimeout => "UND_ERR_BODY_TIMEOUT",
-            Error::InvalidArgument(_) => "UND_ERR_INVALID_ARG",
-            Error::RequestAborted => "UND_ERR_ABORTED",
-            Error::Informational(_) => "UND_ERR_INFO",
-            Error::RequestContentLengthMismatch => "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
-            Error::ResponseContentLengthMismatch => "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
-            Error::ClientDestroyed => "UND_ERR_DESTROYED",
-            Error::ClientClosed => "UND_ERR_CLOSED",
-            Error::Socket(_) => "UND_ERR_SOCKET",
-            Error::ResponseExceededMaxSize => "UND_ERR_RES_EXCEEDED_MAX_SIZE",
-            Error::NotSupported(_) => "UND_ERR_NOT_SUPPORTED",
-            Error::Parser { code, .. } => code,
-            Error::User(_) => "UND_ERR",
-        }
-    }
 }
 
 impl fmt::Display for Error {

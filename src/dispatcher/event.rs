@@ -64,10 +64,6 @@ impl SinkRef {
     pub fn push(&self, event: Event) {
         self.sink.push(self.token, event);
     }
-
-    pub fn same_sink(&self, other: &SinkRef) -> bool {
-        Arc::ptr_eq(&self.sink, &other.sink)
-    }
 }
 
 impl std::fmt::Debug for SinkRef {
