@@ -208,7 +208,9 @@ http {{
             return 200 "Hello, World!";
         }}
 
-        location = /1m {{
+        # /1m is random bytes; /100m and /1g are sparse files (zeros, no
+        # disk), all sent with sendfile.
+        location ~ ^/(1m|100m|1g)$ {{
             sendfile on;
             default_type application/octet-stream;
             root {tmp}/www;
@@ -238,7 +240,11 @@ class Nginx:
         os.chmod(self.tmp, 0o755)
         (self.tmp / "www").mkdir(mode=0o755)
         (self.tmp / "www" / "1m").write_bytes(os.urandom(MIB))
-        os.chmod(self.tmp / "www" / "1m", 0o644)
+        for name, size in (("100m", 100 * MIB), ("1g", 1024 * MIB)):
+            with open(self.tmp / "www" / name, "wb") as f:
+                f.truncate(size)
+        for name in ("1m", "100m", "1g"):
+            os.chmod(self.tmp / "www" / name, 0o644)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 

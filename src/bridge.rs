@@ -25,6 +25,8 @@ use crate::errors::to_exception;
 use crate::options::RequestExtras;
 use crate::response::{Body, ResponseData};
 
+mod stream;
+
 /// Most events delivered per drain before yielding to the loop.
 const DRAIN_BATCH: usize = 1024;
 
@@ -121,6 +123,13 @@ pub enum Kind {
         future: Py<PyAny>,
         extras: RequestExtras,
     },
+    /// `stream()`'s native handler: the body goes into the writable
+    /// `factory` returns; `future` gets the `StreamData`.
+    Stream {
+        future: Py<PyAny>,
+        factory: Py<PyAny>,
+        extras: RequestExtras,
+    },
     /// A dispatcher, held weakly: gets `_on_event(name, error)`.
     Dispatcher(Py<PyAny>),
 }
@@ -133,8 +142,11 @@ pub struct Target {
 
 #[derive(Default)]
 pub struct TargetState {
-    /// `request()`: the response body, once the head arrived.
+    /// `request()`: the response body, once the head arrived (also
+    /// `stream()`'s, when throw_on_error reads an error body).
     body: Option<Py<Body>>,
+    /// `stream()`: the writable, once the factory returned it.
+    writer: Option<stream::Writer>,
     /// A handler returned False: events wait here until `resume()`.
     paused: bool,
     backlog: VecDeque<Event>,
@@ -157,6 +169,9 @@ struct PyNames {
     reject_status: Py<PyAny>,
     start_body: Py<PyAny>,
     upgraded_socket: Py<PyAny>,
+    open_writable: Py<PyAny>,
+    stream_data: Py<PyAny>,
+    finish_write: Py<PyAny>,
 }
 
 static NAMES: PyOnceLock<PyNames> = PyOnceLock::new();
@@ -165,7 +180,11 @@ fn names(py: Python<'_>) -> PyResult<&'static PyNames> {
     NAMES.get_or_try_init(py, || {
         let r = py.import("undipy._response")?;
         let b = py.import("undipy._request_body")?;
+        let s = py.import("undipy.api_stream")?;
         Ok(PyNames {
+            open_writable: s.getattr("open_writable")?.unbind(),
+            stream_data: s.getattr("StreamData")?.unbind(),
+            finish_write: s.getattr("finish_write")?.unbind(),
             upgraded_socket: py
                 .import("undipy._socket")?
                 .getattr("UpgradedSocket")?
@@ -308,7 +327,7 @@ impl LoopBridge {
         if let (Event::Data(b), Some(ctl)) = (&event, &target.ctl) {
             ctl.delivered_bytes(b.len());
         }
-        if matches!(target.kind, Kind::Handler(_)) {
+        if matches!(target.kind, Kind::Handler(_) | Kind::Stream { .. }) {
             let aborted = target.ctl.as_ref().is_some_and(|c| c.is_aborted());
             let mut st = target.st.lock();
             if aborted && matches!(event, Event::Error(_)) {
@@ -339,6 +358,7 @@ impl LoopBridge {
             Kind::Dispatcher(owner) => self.dispatcher_event(py, token, owner, event),
             Kind::Handler(h) => self.handler_event(py, me, token, target, h.bind(py), event),
             Kind::Request { .. } => self.request_event(py, me, token, target, event),
+            Kind::Stream { .. } => self.stream_event(py, me, token, target, event),
         };
         if let Err(err) = result {
             // A handler raised: the request ends with that error.
@@ -364,8 +384,14 @@ impl LoopBridge {
                 .bind(py)
                 .call_method1(intern!(py, "on_error"), (exc,))
                 .map(drop),
-            Kind::Request { future, .. } => {
-                let body = target.st.lock().body.take();
+            Kind::Request { future, .. } | Kind::Stream { future, .. } => {
+                let (body, writer) = {
+                    let mut st = target.st.lock();
+                    (st.body.take(), st.writer.take())
+                };
+                if let Some(w) = writer {
+                    w.cancel(py);
+                }
                 match body {
                     Some(b) => b.get().fail(py, exc),
                     None => set_exception(py, future.bind(py), exc),
@@ -526,8 +552,9 @@ impl LoopBridge {
         target: &Arc<Target>,
         event: Event,
     ) -> PyResult<()> {
-        let Kind::Request { future, extras } = &target.kind else {
-            unreachable!("a request target")
+        let (Kind::Request { future, extras } | Kind::Stream { future, extras, .. }) = &target.kind
+        else {
+            unreachable!("a request or stream target")
         };
         let future = future.bind(py);
         match event {

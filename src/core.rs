@@ -183,6 +183,30 @@ impl Core {
         Ok(control)
     }
 
+    /// `stream()`'s engine half: the body goes into the writable `factory`
+    /// returns, `future` gets the `StreamData`. Returns the `Control`.
+    #[pyo3(signature = (bridge, future, factory, opts=None))]
+    fn stream<'py>(
+        &self,
+        py: Python<'py>,
+        bridge: &Bound<'py, LoopBridge>,
+        future: Bound<'py, PyAny>,
+        factory: Bound<'py, PyAny>,
+        opts: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Control>> {
+        self.check_fork(py)?;
+        let mut parsed = options::parse(py, opts, true)?;
+        let extras = std::mem::take(&mut parsed.extras);
+        let kind = Kind::Stream {
+            future: future.unbind(),
+            factory: factory.unbind(),
+            extras,
+        };
+        let (req, control) = self.build(py, bridge, parsed, kind)?;
+        self.submit(req, false);
+        Ok(control)
+    }
+
     /// Stops taking requests; the dispatcher gets a "closed" event when done.
     fn close(&self) {
         self.pool.close();

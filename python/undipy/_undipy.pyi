@@ -64,6 +64,13 @@ class Core:
     def request(
         self, bridge: LoopBridge, future: asyncio.Future[Any], opts: dict[str, Any] | None = None
     ) -> Control: ...
+    def stream(
+        self,
+        bridge: LoopBridge,
+        future: asyncio.Future[Any],
+        factory: Callable[[Any], Any],
+        opts: dict[str, Any] | None = None,
+    ) -> Control: ...
     def close(self) -> None: ...
     def destroy(self, error: BaseException | None = None) -> None: ...
     pipelining: int

@@ -39,7 +39,12 @@ WORKLOADS: dict[str, tuple[str, str, int, int]] = {
     "post": ("/echo", "POST", 16, 2),
     "c64p4": ("/small", "GET", 64, 13),
     "c64p1": ("/small", "GET", 64, 13),
+    # Streaming: the body goes into a sink that counts it, chunk by chunk.
+    "s1m": ("/1m", "GET", 8, 1 << 20),
+    "s100m": ("/100m", "GET", 1, 100 << 20),
+    "s1g": ("/1g", "GET", 1, 1 << 30),
 }
+STREAMING = ("s1m", "s100m", "s1g")
 # Pipelined workloads: name -> (connections, pipelining). Only undipy (and
 # wrk with a pipelining script) can run them; the others get one connection
 # per request in flight.
@@ -62,6 +67,22 @@ CLIENT_MODULES = {
     "pyreqwest": "pyreqwest",
 }
 CLIENTS = list(CLIENT_MODULES)
+# The streaming workloads' clients: each hands every chunk to a counting sink
+# as it arrives ("undipy-request" reads the whole body with bytes() instead).
+STREAM_CLIENT_MODULES = {
+    "undipy-stream": "undipy",
+    "undipy-iter": "undipy",
+    "undipy-request": "undipy",
+    "aiohttp-iter": "aiohttp",
+    "httpx-iter": "httpx",
+    "aiosonic-iter": "aiosonic",
+    "pyreqwest-iter": "pyreqwest",
+}
+STREAM_CLIENTS = list(STREAM_CLIENT_MODULES)
+ALL_CLIENT_MODULES = {**CLIENT_MODULES, **STREAM_CLIENT_MODULES}
+# aiohttp's iter_chunked(n) size: large enough that aiohttp's per-chunk cost
+# does not dominate (its own read buffer is 2**16).
+AIOHTTP_CHUNK = 1 << 18
 
 # Give up on a run after this many failed requests (a broken client or server
 # would otherwise spin at full speed for the whole window).
@@ -181,6 +202,160 @@ async def make_undipy_request(origin: str, n: int, pipelining: int = 1) -> tuple
     return request, pool.close
 
 
+# A streaming client: make(origin, n, stats) -> (fetch, close), where
+# `await fetch(path)` streams the body into a sink that adds each chunk's
+# length to stats.bytes as it arrives, and returns (status, body length).
+Fetch = Callable[[str], Awaitable[tuple[int, int]]]
+
+
+async def make_undipy_stream(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    import undipy
+
+    pool = undipy.Pool(origin, connections=n)
+
+    class Sink:
+        __slots__ = ("length",)
+
+        def __init__(self) -> None:
+            self.length = 0
+
+        def write(self, chunk: bytes) -> None:
+            self.length += len(chunk)
+            stats.bytes += len(chunk)
+
+    async def fetch(path: str) -> tuple[int, int]:
+        sink = Sink()
+        status = 0
+
+        def factory(data: Any) -> Sink:
+            nonlocal status
+            status = data.status_code
+            return sink
+
+        await pool.stream(factory, path=path, method="GET")
+        return status, sink.length
+
+    return fetch, pool.close
+
+
+async def make_undipy_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    import undipy
+
+    pool = undipy.Pool(origin, connections=n)
+
+    async def fetch(path: str) -> tuple[int, int]:
+        length = 0
+        resp = await pool.request(path=path, method="GET")
+        async for chunk in resp.body:
+            length += len(chunk)
+            stats.bytes += len(chunk)
+        return resp.status_code, length
+
+    return fetch, pool.close
+
+
+async def make_undipy_bytes(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    request, close = await make_undipy_request(origin, n)
+
+    async def fetch(path: str) -> tuple[int, int]:
+        status, length = await request(path, "GET", None)
+        stats.bytes += length
+        return status, length
+
+    return fetch, close
+
+
+async def make_aiohttp_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    import aiohttp
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
+        timeout=aiohttp.ClientTimeout(total=600),
+    )
+
+    async def fetch(path: str) -> tuple[int, int]:
+        length = 0
+        async with session.get(origin + path) as resp:
+            async for chunk in resp.content.iter_chunked(AIOHTTP_CHUNK):
+                length += len(chunk)
+                stats.bytes += len(chunk)
+            return resp.status, length
+
+    return fetch, session.close
+
+
+async def make_httpx_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    import httpx
+
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n), timeout=600.0
+    )
+
+    async def fetch(path: str) -> tuple[int, int]:
+        length = 0
+        async with client.stream("GET", origin + path) as resp:
+            async for chunk in resp.aiter_raw():
+                length += len(chunk)
+                stats.bytes += len(chunk)
+            return resp.status_code, length
+
+    return fetch, client.aclose
+
+
+async def make_aiosonic_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    import aiosonic
+    from aiosonic.connectors import TCPConnector
+    from aiosonic.pools import PoolConfig
+
+    connector = TCPConnector(pool_configs={":default": PoolConfig(size=n, max_conn_requests=None)})
+    client = aiosonic.HTTPClient(connector=connector)
+
+    async def fetch(path: str) -> tuple[int, int]:
+        length = 0
+        resp = await client.get(origin + path)
+        async for chunk in resp.read_chunks():
+            length += len(chunk)
+            stats.bytes += len(chunk)
+        return resp.status_code, length
+
+    return fetch, client.aclose
+
+
+async def make_pyreqwest_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+    from pyreqwest.client import ClientBuilder
+
+    client = ClientBuilder().max_connections(n).pool_max_idle_per_host(n).build()
+
+    async def fetch(path: str) -> tuple[int, int]:
+        length = 0
+        async with client.get(origin + path).build_streamed() as resp:
+            reader = resp.body_reader
+            while (chunk := await reader.read_chunk()) is not None:
+                length += len(chunk)
+                stats.bytes += len(chunk)
+            return resp.status, length
+
+    return fetch, client.close
+
+
+def _as_request(fetch: Fetch) -> Request:
+    def request(path: str, method: str, body: bytes | None) -> Awaitable[tuple[int, int]]:
+        return fetch(path)
+
+    return request
+
+
+STREAM_FACTORIES: dict[str, Callable[[str, int, Stats], Awaitable[tuple[Fetch, Close]]]] = {
+    "undipy-stream": make_undipy_stream,
+    "undipy-iter": make_undipy_iter,
+    "undipy-request": make_undipy_bytes,
+    "aiohttp-iter": make_aiohttp_iter,
+    "httpx-iter": make_httpx_iter,
+    "aiosonic-iter": make_aiosonic_iter,
+    "pyreqwest-iter": make_pyreqwest_iter,
+}
+
+
 FACTORIES: dict[str, Callable[[str, int], Awaitable[tuple[Request, Close]]]] = {
     "aiohttp": make_aiohttp,
     "httpx": make_httpx,
@@ -198,7 +373,11 @@ async def run_tasks(
     path, method, n, expect_len = WORKLOADS[workload]
     body = POST_BODY if method == "POST" else None
     conns, pipelining = connections_for(workload)
-    if pipelining > 1:
+    streaming = workload in STREAMING
+    if streaming:
+        fetch, close = await STREAM_FACTORIES[client](origin, n, stats)
+        request = _as_request(fetch)
+    elif pipelining > 1:
         if client != "undipy-request":
             raise ValueError(f"{client} cannot pipeline")
         request, close = await make_undipy_request(origin, conns, pipelining)
@@ -217,7 +396,8 @@ async def run_tasks(
                 stats.error(f"unexpected response: status {status}, {length} body bytes")
                 continue
             stats.requests += 1
-            stats.bytes += length
+            if not streaming:  # a streaming client counted its chunks already
+                stats.bytes += length
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(n)]
 
@@ -354,7 +534,7 @@ async def measure(
 
 def versions() -> dict[str, str]:
     out: dict[str, str] = {}
-    for name in [*CLIENT_MODULES.values(), "uvloop"]:
+    for name in [*ALL_CLIENT_MODULES.values(), "uvloop"]:
         if name in out:
             continue
         try:
@@ -376,7 +556,7 @@ def versions() -> dict[str, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--client", choices=CLIENTS)
+    ap.add_argument("--client", choices=list(ALL_CLIENT_MODULES))
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     ap.add_argument("--workload", choices=list(WORKLOADS))
     ap.add_argument("--url", help="origin, e.g. http://127.0.0.1:8080")
@@ -393,7 +573,11 @@ def main() -> int:
 
     head = {"client": args.client, "loop": args.loop, "workload": args.workload}
     try:
-        importlib.import_module(CLIENT_MODULES[args.client])
+        if (args.workload in STREAMING) != (args.client in STREAM_CLIENTS) and (
+            args.client != "undipy-request"
+        ):
+            raise ValueError(f"{args.client} does not run the {args.workload} workload")
+        importlib.import_module(ALL_CLIENT_MODULES[args.client])
         if args.client == "undipy-dispatch":
             import undipy
 
