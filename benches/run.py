@@ -55,6 +55,9 @@ CLIENTS = _client_run.CLIENTS
 POST_BODY = _client_run.POST_BODY
 WORKLOADS = _client_run.WORKLOADS
 PIPELINED = _client_run.PIPELINED
+STREAMING = _client_run.STREAMING
+STREAM_CLIENTS = _client_run.STREAM_CLIENTS
+ALL_CLIENT_MODULES = _client_run.ALL_CLIENT_MODULES
 
 LOOPS = ["asyncio", "uvloop"]
 WRK = "wrk"
@@ -72,7 +75,12 @@ WORKLOAD_TITLES = {
     "c64p1": "GET /small (13 B), 64 in flight over 1 connection, pipelining 10 (undipy only)",
     "big": "GET /1m (1 MiB, body fully read), 8 in flight, 8 connections",
     "post": "POST /echo (64 KiB request body, 2 B response), 16 in flight, 16 connections",
+    "s1m": "streaming GET /1m into a counting sink, 8 in flight, 8 connections",
+    "s100m": "streaming GET /100m into a counting sink, 1 in flight",
+    "s1g": "streaming GET /1g into a counting sink, 1 in flight (peak RSS is the point)",
 }
+# Reported in MiB/s, and CPU per MiB for the streaming ones.
+BYTE_WORKLOADS = ("big", *STREAMING)
 MIB = 1 << 20
 
 
@@ -420,16 +428,23 @@ class Result:
 
     @property
     def rate(self) -> float:
-        """req/s, or MiB/s for the big workload."""
+        """req/s, or MiB/s for the byte workloads."""
         if self.wall <= 0:
             return 0.0
-        return (self.bytes / MIB if self.workload == "big" else self.requests) / self.wall
+        return (self.bytes / MIB if self.workload in BYTE_WORKLOADS else self.requests) / self.wall
 
     @property
     def cpu_us_per_req(self) -> float | None:
-        if self.cpu is None or self.requests == 0:
+        """CPU µs per request, or per MiB for the streaming workloads."""
+        per = self.bytes / MIB if self.workload in STREAMING else self.requests
+        if self.cpu is None or per == 0:
             return None
-        return self.cpu / self.requests * 1e6
+        return self.cpu / per * 1e6
+
+    @property
+    def rss_mib(self) -> float | None:
+        kib = self.extra.get("maxrss_kib")
+        return kib / 1024 if kib is not None else None
 
 
 def run_client(
@@ -477,7 +492,9 @@ def run_client(
     res.extra = {
         k: data[k] for k in ("cpu_user", "cpu_sys", "maxrss_kib", "errors_total", "shutdown_error")
     }
-    if res.requests == 0:
+    # A streaming run counts bytes as they arrive: a 1 GiB body may not end
+    # inside a short window.
+    if (res.bytes if workload in STREAMING else res.requests) == 0:
         why = res.first_error or data.get("shutdown_error") or "no error reported"
         res.failed = f"no request completed ({why})"
     return res
@@ -560,9 +577,10 @@ def run_wrk(
     except ValueError as exc:
         res.failed = str(exc).splitlines()[0] + (proc.stderr.strip()[:200])
         return res
-    # wrk's byte count includes response heads: for MiB/s use the body size.
+    # wrk's byte count includes response heads: for MiB/s use the body size
+    # (a streaming workload counts what was read, finished or not).
     res.requests, res.wall, res.errors = requests, secs, errors
-    res.bytes = requests * WORKLOADS[workload][3]
+    res.bytes = nbytes if workload in STREAMING else requests * WORKLOADS[workload][3]
     res.extra = {"wrk_bytes_read": nbytes}
     # wrk's own CPU (it was the only child reaped in between), for reference.
     res.cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -580,6 +598,12 @@ def fmt_rate(v: float | None) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
 
 
+def fmt_rss(mib: float | None, is_wrk: bool) -> str:
+    if is_wrk or mib is None:
+        return "n/a"
+    return f"{mib:,.0f}"
+
+
 def fmt_ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "n/a"
@@ -593,6 +617,7 @@ class Row:
     rate: float | None
     cpu_us: float | None
     spread: float | None
+    rss_mib: float | None
     errors: int
     runs_ok: int
     runs: int
@@ -616,6 +641,7 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
                     None,
                     None,
                     None,
+                    None,
                     sum(r.errors for r in rs),
                     0,
                     len(rs),
@@ -625,6 +651,7 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
             continue
         rates = [r.rate for r in ok]
         cpus = [c for r in ok if (c := r.cpu_us_per_req) is not None]
+        rss = [m for r in ok if (m := r.rss_mib) is not None]
         med = statistics.median(rates)
         spread = (max(rates) - min(rates)) / med * 100 if med and len(rates) > 1 else None
         first_err = next((r.first_error for r in ok if r.first_error), None)
@@ -641,6 +668,7 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
                 med,
                 statistics.median(cpus) if cpus else None,
                 spread,
+                max(rss) if rss else None,
                 sum(r.errors for r in rs),
                 len(ok),
                 len(rs),
@@ -651,21 +679,28 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
 
 
 def build_tables(
-    results: list[Result], workloads: list[str], order: list[tuple[str, str]], baseline: str
+    results: list[Result],
+    workloads: list[str],
+    order: list[tuple[str, str]],
+    baseline: str,
+    stream_baseline: str,
 ) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
     """-> [(title, header, rows, notes)] per workload."""
     tables = []
     for wl in workloads:
         rows = summarize(results, wl, order)
-        base = {r.loop: r for r in rows if r.client == baseline}
-        unit = "MiB/s" if wl == "big" else "req/s"
+        streaming = wl in STREAMING
+        base_client = stream_baseline if streaming else baseline
+        base = {r.loop: r for r in rows if r.client == base_client}
+        unit = "MiB/s" if wl in BYTE_WORKLOADS else "req/s"
         header = [
             "client",
             "loop",
             unit,
-            "CPU µs/req",
-            f"{unit} vs {baseline}",
-            f"CPU vs {baseline}",
+            "CPU µs/MiB" if streaming else "CPU µs/req",
+            f"{unit} vs {base_client}",
+            f"CPU vs {base_client}",
+            *(["peak RSS MiB"] if streaming else []),
             "range",
             "errors",
         ]
@@ -682,6 +717,7 @@ def build_tables(
                     f"({cpu})" if is_wrk and r.cpu_us is not None else cpu,
                     "n/a" if is_wrk else fmt_ratio(r.rate, b.rate if b else None),
                     "n/a" if is_wrk else fmt_ratio(r.cpu_us, b.cpu_us if b else None),
+                    *([fmt_rss(r.rss_mib, is_wrk)] if streaming else []),
                     f"±{r.spread / 2:.0f}%" if r.spread is not None else "—",
                     str(r.errors),
                 ]
@@ -777,12 +813,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "wrk on the other CPUs; same = everything on CPU 0",
     )
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="[%(default)s]")
-    ap.add_argument("--clients", default=",".join(CLIENTS), help="[%(default)s]")
+    ap.add_argument("--clients", default=",".join(ALL_CLIENT_MODULES), help="[%(default)s]")
     ap.add_argument("--loops", default=",".join(LOOPS), help="[%(default)s]")
     ap.add_argument(
         "--baseline",
         default="undipy-request",
         help="client the ratio columns compare to [%(default)s]",
+    )
+    ap.add_argument(
+        "--stream-baseline",
+        default="undipy-stream",
+        help="the same for the streaming workloads [%(default)s]",
     )
     ap.add_argument("--no-wrk", action="store_true", help="skip the wrk rows")
     ap.add_argument("--url", help="benchmark this server (http://127.0.0.1:PORT) instead of nginx")
@@ -803,7 +844,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return items
 
     args.workloads = split(args.workloads, list(WORKLOADS), "workload")
-    args.clients = split(args.clients, CLIENTS, "client")
+    args.clients = split(args.clients, list(ALL_CLIENT_MODULES), "client")
     args.loops = split(args.loops, LOOPS, "loop")
     if args.runs < 1 or args.duration <= 0 or args.warmup < 0:
         ap.error("--runs must be >= 1, --duration > 0, --warmup >= 0")
@@ -819,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
     # 1. Tools and libraries.
     if not args.no_install:
         ensure_system_tools(need_nginx=not args.url, need_wrk=use_wrk)
-        mods = [CLIENT_MODULES[c] for c in args.clients] + (
+        mods = [ALL_CLIENT_MODULES[c] for c in args.clients] + (
             ["uvloop"] if "uvloop" in args.loops else []
         )
         ensure_python_packages(sorted(set(mods)))
@@ -833,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     unavailable = {}
     for c in args.clients:
-        v = versions.get(CLIENT_MODULES[c], "")
+        v = versions.get(ALL_CLIENT_MODULES[c], "")
         if v.startswith("unavailable"):
             unavailable[c] = v
     clients = [c for c in args.clients if c not in unavailable]
@@ -868,12 +909,16 @@ def main(argv: list[str] | None = None) -> int:
         plan = []
         for run in range(1, args.runs + 1):
             for wl in args.workloads:
-                if use_wrk:
+                if use_wrk and wl != "s1g":  # wrk would finish too few 1 GiB bodies
                     plan.append((run, wl, "wrk", "-"))
                 for loop in loops:
                     for client in clients:
                         if wl in PIPELINED and not client.startswith("undipy"):
                             continue  # only undipy pipelines
+                        if client not in (STREAM_CLIENTS if wl in STREAMING else CLIENTS):
+                            continue
+                        if wl == "s1g" and client == "undipy-request":
+                            continue  # would hold the whole GiB
                         plan.append((run, wl, client, loop))
         per = args.warmup + args.duration + 0.25
         log(f"{len(plan)} measurements, about {len(plan) * per / 60:.1f} min")
@@ -889,8 +934,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 cpu = r.cpu_us_per_req
                 what = (
-                    f"{fmt_rate(r.rate)} {'MiB/s' if wl == 'big' else 'req/s'}, "
-                    f"{fmt_rate(cpu) if cpu is not None else '—'} µs CPU/req"
+                    f"{fmt_rate(r.rate)} {'MiB/s' if wl in BYTE_WORKLOADS else 'req/s'}, "
+                    f"{fmt_rate(cpu) if cpu is not None else '—'} µs CPU/"
+                    + ("MiB" if wl in STREAMING else "req")
+                    + (f", peak RSS {r.rss_mib:.0f} MiB" if wl in STREAMING and r.rss_mib else "")
                     + (f", {r.errors} errors" if r.errors else "")
                 )
             eta = (time.monotonic() - t_start) / i * (len(plan) - i)
@@ -902,7 +949,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. Report.
     order = ([("wrk", "-")] if use_wrk else []) + [(c, lp) for lp in loops for c in clients]
-    tables = build_tables(results, args.workloads, order, args.baseline)
+    tables = build_tables(results, args.workloads, order, args.baseline, args.stream_baseline)
     settings = (
         f"{args.runs} run(s) per cell (median shown), {args.duration:g} s timed after "
         f"{args.warmup:g} s warm-up, each in a fresh process"
@@ -921,15 +968,16 @@ def main(argv: list[str] | None = None) -> int:
     print(render_text(tables))
     print(
         "\nCPU µs/req: user+sys of the whole client process (all threads) over the timed "
-        "window / requests; wrk's in parentheses (C, one thread, not comparable). "
-        "range: half the max-min spread over runs, in % of the median."
+        "window / requests (per MiB for the streaming workloads); wrk's in parentheses "
+        "(C, one thread, not comparable). peak RSS: the client process's ru_maxrss, "
+        "the largest over runs. range: half the max-min spread over runs, in % of the median."
     )
 
     if args.markdown or args.json:
         mi = machine_info()
         vers = {
             m: versions.get(m, "?")
-            for m in dict.fromkeys([CLIENT_MODULES[c] for c in args.clients] + ["uvloop"])
+            for m in dict.fromkeys([ALL_CLIENT_MODULES[c] for c in args.clients] + ["uvloop"])
         }
         cmdline = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     if args.markdown:
@@ -955,10 +1003,12 @@ def main(argv: list[str] | None = None) -> int:
         md += [
             "",
             "CPU µs/req: user+sys CPU of the whole client process (all threads) during "
-            "the timed window, per request; for wrk (in parentheses) wrk's own CPU, "
-            "not comparable. Ratios compare to "
-            f"{args.baseline} on the same loop (req/s: higher is better; CPU: lower is "
-            "better). range: half the max-min spread of the runs, in % of the median.",
+            "the timed window, per request (per MiB for the streaming workloads); for wrk "
+            "(in parentheses) wrk's own CPU, not comparable. Ratios compare to "
+            f"{args.baseline} ({args.stream_baseline} for streaming) on the same loop "
+            "(rates: higher is better; CPU: lower is better). peak RSS: the client "
+            "process's ru_maxrss (warm-up included), the largest over runs. range: half "
+            "the max-min spread of the runs, in % of the median.",
             "",
         ]
         Path(args.markdown).write_text("\n".join(md))

@@ -312,7 +312,7 @@ async def make_aiosonic_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, 
 
     async def fetch(path: str) -> tuple[int, int]:
         length = 0
-        resp = await client.get(origin + path)
+        resp = await client.request(origin + path, stream=True)
         async for chunk in resp.read_chunks():
             length += len(chunk)
             stats.bytes += len(chunk)
