@@ -251,6 +251,11 @@ class Nginx:
         for name, size in (("100m", 100 * MIB), ("1g", 1024 * MIB)):
             with open(self.tmp / "www" / name, "wb") as f:
                 f.truncate(size)
+            # Read it once: the first read of a hole fills the page cache with
+            # zero pages, which would slow down whichever client came first.
+            with open(self.tmp / "www" / name, "rb", buffering=0) as f:
+                while f.read(MIB):
+                    pass
         for name in ("1m", "100m", "1g"):
             os.chmod(self.tmp / "www" / name, 0o644)
         self.proc: subprocess.Popen[bytes] | None = None

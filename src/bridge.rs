@@ -802,26 +802,13 @@ impl Control {
 
     /// Queues one chunk of a streaming request body.
     fn write(&self, chunk: &Bound<'_, PyAny>) -> PyResult<()> {
-        let data: Vec<u8> = if let Ok(s) = chunk.cast::<PyString>() {
-            s.to_str()?.as_bytes().to_vec()
-        } else if let Ok(b) = chunk.cast::<PyBytes>() {
-            b.as_bytes().to_vec()
-        } else if chunk.is_instance_of::<pyo3::types::PyByteArray>()
-            || chunk.is_instance_of::<pyo3::types::PyMemoryView>()
-        {
-            chunk
-                .py()
-                .import("builtins")?
-                .getattr("bytes")?
-                .call1((chunk,))?
-                .extract()?
-        } else {
+        let Some(data) = crate::options::bytes_like(chunk)? else {
             return Err(PyTypeError::new_err(format!(
                 "request body chunks must be bytes or str, not {}",
                 chunk.get_type().name()?
             )));
         };
-        self.ctl.push_chunk(Some(bytes::Bytes::from(data)));
+        self.ctl.push_chunk(Some(data));
         Ok(())
     }
 

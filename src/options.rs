@@ -256,32 +256,38 @@ fn query(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<String> {
 
 /// A body given as bytes-like or text becomes `Body::Bytes`; files and
 /// iterables are pulled later, as the socket takes them.
-fn body(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<(Body, Option<Py<PyAny>>)> {
+/// `bytes`, `str` (UTF-8), `bytearray` or `memoryview` as `Bytes`; a large
+/// `bytes` is shared, not copied (it is immutable). None for anything else.
+pub fn bytes_like(v: &Bound<'_, PyAny>) -> PyResult<Option<Bytes>> {
     if let Ok(b) = v.cast::<PyBytes>() {
         let data = b.as_bytes();
-        let bytes = if data.len() >= ZERO_COPY_MIN {
+        return Ok(Some(if data.len() >= ZERO_COPY_MIN {
             Bytes::from_owner(PyBackedBytes::from(b.clone()))
         } else {
             Bytes::copy_from_slice(data)
-        };
-        return Ok((Body::Bytes(bytes), None));
+        }));
     }
     if let Ok(s) = v.cast::<PyString>() {
-        return Ok((
-            Body::Bytes(Bytes::copy_from_slice(s.to_str()?.as_bytes())),
-            None,
-        ));
+        return Ok(Some(Bytes::copy_from_slice(s.to_str()?.as_bytes())));
     }
     if let Ok(b) = v.cast::<PyByteArray>() {
-        return Ok((Body::Bytes(Bytes::from(b.to_vec())), None));
+        return Ok(Some(Bytes::from(b.to_vec())));
     }
     if v.is_instance_of::<PyMemoryView>() {
-        let data: Vec<u8> = py
+        let data: Vec<u8> = v
+            .py()
             .import("builtins")?
             .getattr("bytes")?
             .call1((v,))?
             .extract()?;
-        return Ok((Body::Bytes(Bytes::from(data)), None));
+        return Ok(Some(Bytes::from(data)));
+    }
+    Ok(None)
+}
+
+fn body(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<(Body, Option<Py<PyAny>>)> {
+    if let Some(bytes) = bytes_like(v)? {
+        return Ok((Body::Bytes(bytes), None));
     }
     let is_stream = v.hasattr("read")? || v.hasattr("__aiter__")? || v.hasattr("__iter__")?;
     if is_stream && !v.is_instance_of::<PyDict>() {

@@ -220,6 +220,67 @@ async def test_an_io_bytesio_is_a_writable(http_server: HttpServer) -> None:
     assert not out.closed  # undipy never closes the writable
 
 
+async def test_each_chunk_is_its_own_bytes_and_may_be_kept(raw_server: RawServerFactory) -> None:
+    """A sync writable that keeps every chunk: each is a `bytes` of its own (not a view
+    of a buffer the engine reuses), and they add up to the body in order."""
+    body = pattern(500_000)
+    parts = [body[i : i + 100_000] for i in range(0, 500_000, 100_000)]
+    kept: list[Any] = []
+
+    class Keeper:
+        def write(self, chunk: bytes) -> int:
+            kept.append(chunk)
+            return len(chunk)  # like a file: not an awaitable, so no pause
+
+    async def script(conn: RawConn) -> None:
+        assert await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % 500_000)
+        for part in parts:
+            await conn.send(part)
+            await asyncio.sleep(0.02)  # separate reads, separate chunks
+        assert await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await conn.wait_closed_by_peer()
+
+    srv = await raw_server(script)
+    async with closing(undipy.Client(srv.origin)) as client:
+        data = await within(client.stream(lambda d: Keeper(), path="/", method="GET"))
+        assert isinstance(data, StreamData)
+        assert len(kept) >= 2
+        assert all(type(c) is bytes for c in kept)
+        assert b"".join(kept) == body
+        # Same connection, next request: nothing of the first is left over.
+        out = io.BytesIO()
+        await within(client.stream(lambda d: out, path="/again", method="GET"))
+        assert out.getvalue() == b"ok"
+    assert srv.connections == 1
+
+
+async def test_a_sync_drain_is_called_after_each_write(raw_server: RawServerFactory) -> None:
+    events: list[str] = []
+
+    class Writer:
+        def write(self, chunk: bytes) -> None:
+            events.append(f"write {chunk.decode()}")
+
+        def drain(self) -> None:
+            events.append("drain")
+
+    async def script(conn: RawConn) -> None:
+        assert await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in (b"a", b"b"):
+            await conn.send(chunked(part)[: -len(b"0\r\n\r\n")])
+            await asyncio.sleep(0.05)
+        await conn.send(b"0\r\n\r\n")
+        await conn.wait_closed_by_peer()
+
+    srv = await raw_server(script)
+    async with closing(undipy.Client(srv.origin)) as client:
+        await within(client.stream(lambda d: Writer(), path="/", method="GET"))
+    assert events == ["write a", "drain", "write b", "drain"]
+
+
 async def test_async_write_and_drain_are_awaited_in_order(raw_server: RawServerFactory) -> None:
     events: list[str] = []
 
