@@ -147,6 +147,9 @@ pub struct TargetState {
     body: Option<Py<Body>>,
     /// `stream()`: the writable, once the factory returned it.
     writer: Option<stream::Writer>,
+    /// The request's one `Control` (a cycle through the bridge, broken when
+    /// the request ends and its target is removed).
+    control: Option<Py<Control>>,
     /// A handler returned False: events wait here until `resume()`.
     paused: bool,
     backlog: VecDeque<Event>,
@@ -157,8 +160,9 @@ pub struct TargetState {
 }
 
 impl TargetState {
-    pub fn with_source(source: Option<Py<PyAny>>) -> Self {
+    pub fn new(control: Py<Control>, source: Option<Py<PyAny>>) -> Self {
         TargetState {
+            control: Some(control),
             source,
             ..Default::default()
         }
@@ -312,7 +316,9 @@ impl LoopBridge {
     }
 
     fn remove(&self, token: u64) {
-        self.targets.lock().remove(&token);
+        // Dropped after the lock: a handler's __del__ may dispatch again.
+        let target = self.targets.lock().remove(&token);
+        drop(target);
     }
 
     pub fn push(&self, token: u64, event: Event) {
@@ -540,6 +546,9 @@ impl LoopBridge {
         token: u64,
         target: &Arc<Target>,
     ) -> PyResult<Bound<'py, Control>> {
+        if let Some(c) = &target.st.lock().control {
+            return Ok(c.bind(py).clone());
+        }
         let ctl = target.ctl.clone().expect("requests have a ctl");
         Bound::new(py, Control::new(token, ctl, me.clone_ref(py)))
     }

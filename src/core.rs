@@ -290,7 +290,7 @@ impl Core {
             py,
             Control::new(token, req.ctl.clone(), bridge.clone().unbind()),
         )?;
-        let st = TargetState::with_source(parsed.source);
+        let st = TargetState::new(control.clone().unbind(), parsed.source);
         b.insert(
             token,
             Target {
