@@ -118,13 +118,51 @@ Request = Callable[[str, str, "bytes | None"], Awaitable[tuple[int, int]]]
 Close = Callable[[], Awaitable[None]]
 
 
-async def make_aiohttp(origin: str, n: int) -> tuple[Request, Close]:
+# Each library's client with N connections kept alive (shared by the plain
+# and the streaming factories).
+
+
+def _aiohttp_session(n: int) -> Any:
     import aiohttp
 
-    session = aiohttp.ClientSession(
+    return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
-        timeout=aiohttp.ClientTimeout(total=60),
+        timeout=aiohttp.ClientTimeout(total=600),
     )
+
+
+def _httpx_client(n: int) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n), timeout=600.0
+    )
+
+
+def _aiosonic_client(n: int) -> Any:
+    import aiosonic
+    from aiosonic.connectors import TCPConnector
+    from aiosonic.pools import PoolConfig
+
+    # max_conn_requests defaults to 1000 (a reconnect every 1000 requests);
+    # lift it so every client keeps its connections for the whole run.
+    connector = TCPConnector(pool_configs={":default": PoolConfig(size=n, max_conn_requests=None)})
+    return aiosonic.HTTPClient(connector=connector)
+
+
+def _pyreqwest_client(n: int) -> Any:
+    from pyreqwest.client import ClientBuilder
+
+    return (
+        ClientBuilder()
+        .max_connections(n)  # max in-flight requests (a semaphore)
+        .pool_max_idle_per_host(n)  # keep all n connections alive
+        .build()
+    )
+
+
+async def make_aiohttp(origin: str, n: int) -> tuple[Request, Close]:
+    session = _aiohttp_session(n)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         async with session.request(method, origin + path, data=body) as resp:
@@ -135,12 +173,7 @@ async def make_aiohttp(origin: str, n: int) -> tuple[Request, Close]:
 
 
 async def make_httpx(origin: str, n: int) -> tuple[Request, Close]:
-    import httpx
-
-    client = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-        timeout=60.0,
-    )
+    client = _httpx_client(n)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         # AsyncClient.request reads the whole body before returning.
@@ -151,14 +184,7 @@ async def make_httpx(origin: str, n: int) -> tuple[Request, Close]:
 
 
 async def make_aiosonic(origin: str, n: int) -> tuple[Request, Close]:
-    import aiosonic
-    from aiosonic.connectors import TCPConnector
-    from aiosonic.pools import PoolConfig
-
-    # max_conn_requests defaults to 1000 (a reconnect every 1000 requests);
-    # lift it so every client keeps its connections for the whole run.
-    connector = TCPConnector(pool_configs={":default": PoolConfig(size=n, max_conn_requests=None)})
-    client = aiosonic.HTTPClient(connector=connector)
+    client = _aiosonic_client(n)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         resp = await client.request(origin + path, method=method, data=body)
@@ -169,14 +195,7 @@ async def make_aiosonic(origin: str, n: int) -> tuple[Request, Close]:
 
 
 async def make_pyreqwest(origin: str, n: int) -> tuple[Request, Close]:
-    from pyreqwest.client import ClientBuilder
-
-    client = (
-        ClientBuilder()
-        .max_connections(n)  # max in-flight requests (a semaphore)
-        .pool_max_idle_per_host(n)  # keep all n connections alive
-        .build()
-    )
+    client = _pyreqwest_client(n)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         builder = client.request(method, origin + path)
@@ -266,12 +285,7 @@ async def make_undipy_bytes(origin: str, n: int, stats: Stats) -> tuple[Fetch, C
 
 
 async def make_aiohttp_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    import aiohttp
-
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
-        timeout=aiohttp.ClientTimeout(total=600),
-    )
+    session = _aiohttp_session(n)
 
     async def fetch(path: str) -> tuple[int, int]:
         length = 0
@@ -285,11 +299,7 @@ async def make_aiohttp_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, C
 
 
 async def make_httpx_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    import httpx
-
-    client = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n), timeout=600.0
-    )
+    client = _httpx_client(n)
 
     async def fetch(path: str) -> tuple[int, int]:
         length = 0
@@ -303,12 +313,7 @@ async def make_httpx_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Clo
 
 
 async def make_aiosonic_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    import aiosonic
-    from aiosonic.connectors import TCPConnector
-    from aiosonic.pools import PoolConfig
-
-    connector = TCPConnector(pool_configs={":default": PoolConfig(size=n, max_conn_requests=None)})
-    client = aiosonic.HTTPClient(connector=connector)
+    client = _aiosonic_client(n)
 
     async def fetch(path: str) -> tuple[int, int]:
         length = 0
@@ -322,9 +327,7 @@ async def make_aiosonic_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, 
 
 
 async def make_pyreqwest_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    from pyreqwest.client import ClientBuilder
-
-    client = ClientBuilder().max_connections(n).pool_max_idle_per_host(n).build()
+    client = _pyreqwest_client(n)
 
     async def fetch(path: str) -> tuple[int, int]:
         length = 0
