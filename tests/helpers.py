@@ -170,19 +170,25 @@ class Recorder(undipy.DispatchHandler):
 
     ``events`` holds tuples: ("connect",), ("headers", status, headers, status_text),
     ("data", chunk), ("complete", trailers), ("error", exc), ("body_sent", chunk),
-    ("upgrade", status, headers, socket). ``done`` resolves on the first terminal
-    callback. ``pause_*`` make on_headers / on_data return False; ``raise_in`` maps a
+    ("upgrade", status, headers, socket); everything else is read from it. ``done``
+    resolves on the first terminal callback; later callbacks are still recorded, so a
+    test can assert exactly one terminal and nothing after it. ``name`` labels it in
+    messages. ``pause_*`` make on_headers / on_data return False; ``raise_in`` maps a
     method name ("on_connect", "on_headers", "on_data") to an exception it raises after
     recording its call.
     """
 
+    TERMINAL = ("complete", "error", "upgrade")
+
     def __init__(
         self,
+        name: str = "",
         *,
         pause_on_headers: bool = False,
         pause_on_data: bool = False,
         raise_in: dict[str, BaseException] | None = None,
     ) -> None:
+        self.name = name
         self.events: list[tuple[Any, ...]] = []
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.threads: set[int] = set()
@@ -193,6 +199,9 @@ class Recorder(undipy.DispatchHandler):
         self.resume: Callable[[], None] | None = None
         self.context: Any = None
         self.changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.kinds} {self.error!r}>"
 
     def _record(self, *event: Any) -> None:
         self.events.append(event)
@@ -243,8 +252,13 @@ class Recorder(undipy.DispatchHandler):
 
     # -- reading the record ----------------------------------------------------
 
-    async def wait(self, timeout: float = T) -> None:
-        await within(asyncio.shield(self.done), timeout)
+    async def wait(self, timeout: float = T) -> Recorder:
+        """Wait for the first terminal callback; AssertionError if none within ``timeout``."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.done), timeout)
+        except TimeoutError:
+            raise AssertionError(f"request {self.name!r} never ended: {self!r}") from None
+        return self
 
     async def wait_for(self, kind: str, count: int = 1, timeout: float = T) -> None:
         """Wait until ``count`` events of ``kind`` were recorded."""
@@ -261,15 +275,28 @@ class Recorder(undipy.DispatchHandler):
         return [e[0] for e in self.events]
 
     @property
+    def status(self) -> int | None:
+        """The last final (>= 200) status on_headers got, None before any."""
+        finals = [e[1] for e in self.events if e[0] == "headers" and e[1] >= 200]
+        return finals[-1] if finals else None
+
+    @property
     def body(self) -> bytes:
         return b"".join(e[1] for e in self.events if e[0] == "data")
 
     @property
     def terminals(self) -> list[tuple[Any, ...]]:
-        return [e for e in self.events if e[0] in ("complete", "error", "upgrade")]
+        return [e for e in self.events if e[0] in self.TERMINAL]
 
     @property
-    def error(self) -> BaseException:
+    def error(self) -> BaseException | None:
+        """The last error on_error got, None if it was never called."""
+        errors = [e[1] for e in self.events if e[0] == "error"]
+        return errors[-1] if errors else None
+
+    @property
+    def only_error(self) -> BaseException:
+        """The error, asserting that an on_error was the one and only terminal callback."""
         (terminal,) = self.terminals
         assert terminal[0] == "error", self.kinds
         exc = terminal[1]

@@ -8,8 +8,9 @@
   does with the connection: close it, or (wrongly, after an error) send more requests.
 * ``Clients`` makes dispatchers and destroys every one of them on exit (the test files'
   ``clients`` fixture), so a failing test never leaves sockets or engine tasks behind.
-* ``Events`` records a dispatcher's events; ``Recorder`` is a dispatch handler that
-  records every callback, to check that each request ends exactly once.
+* ``Events`` records a dispatcher's events; ``Recorder`` (from ``helpers``, re-exported)
+  is a dispatch handler that records every callback, to check that each request ends
+  exactly once.
 * ``raw_socket()`` / ``wait_delivered()`` act on a RawConn's socket with plain system
   calls, for tests where "the bytes are already there" must really be true.
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import undipy
+from helpers import Recorder as Recorder  # shared with the other suites, re-exported
 from servers import RawConn, response
 
 T = 3.0
@@ -291,74 +293,3 @@ class Events:
             raise AssertionError(
                 f"timed out waiting for {n} {name!r} events; log: {self.log!r}"
             ) from None
-
-
-class Recorder(undipy.DispatchHandler):
-    """A dispatch handler that records every call, in order, and resolves ``done`` at the
-    first terminal call (on_complete, on_error, on_upgrade). Later calls are recorded too,
-    so tests can assert that exactly one terminal call happened and nothing after it."""
-
-    TERMINAL = ("complete", "error", "upgrade")
-
-    def __init__(self, name: str = "") -> None:
-        self.name = name
-        self.calls: list[str] = []
-        self.status: int | None = None
-        self.chunks: list[bytes] = []
-        self.trailers: list[bytes] | None = None
-        self.error: BaseException | None = None
-        self.abort: Callable[..., None] | None = None
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def __repr__(self) -> str:
-        return f"<Recorder {self.name} {self.calls} {self.error!r}>"
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    @property
-    def terminal_calls(self) -> int:
-        return sum(self.calls.count(t) for t in self.TERMINAL)
-
-    def _end(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def on_connect(self, abort: Callable[..., None], context: dict[str, Any]) -> None:
-        self.calls.append("connect")
-        self.abort = abort
-
-    def on_headers(
-        self, status_code: int, headers: list[bytes], resume: Callable[[], None], status_text: str
-    ) -> bool:
-        self.calls.append("headers")
-        if status_code >= 200:
-            self.status = status_code
-        return True
-
-    def on_data(self, chunk: bytes) -> bool:
-        self.calls.append("data")
-        self.chunks.append(chunk)
-        return True
-
-    def on_complete(self, trailers: list[bytes]) -> None:
-        self.calls.append("complete")
-        self.trailers = trailers
-        self._end()
-
-    def on_error(self, error: BaseException) -> None:
-        self.calls.append("error")
-        self.error = error
-        self._end()
-
-    def on_upgrade(self, status_code: int, headers: list[bytes], socket: Any) -> None:
-        self.calls.append("upgrade")
-        self._end()
-
-    async def wait(self, timeout: float = T) -> Recorder:
-        try:
-            await asyncio.wait_for(asyncio.shield(self.done), timeout)
-        except TimeoutError:
-            raise AssertionError(f"request {self.name!r} never ended: {self!r}") from None
-        return self

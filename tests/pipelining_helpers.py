@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import undipy
+from helpers import Recorder
 from helpers import closing as closing  # shared with the other suites, re-exported
 from helpers import host_of as host_of
 from helpers import within as within
 from hostile_helpers import Events as Events
-from hostile_helpers import Recorder
 from servers import MAX_LINE, RawConn, RawServer
 
 T = 3.0
@@ -153,11 +153,7 @@ class Probe(Recorder):
 
     @property
     def connects(self) -> int:
-        return self.calls.count("connect")
-
-    @property
-    def terminals(self) -> int:
-        return self.terminal_calls
+        return self.kinds.count("connect")
 
     @property
     def outcome(self) -> tuple[Any, ...]:
@@ -187,8 +183,8 @@ class Ledger:
             await p.wait(timeout)
         await asyncio.sleep(SETTLE)
         for p in self.probes:
-            assert p.terminals == 1, p
-            assert p.calls[-1] in Probe.TERMINAL, p
+            assert len(p.terminals) == 1, p
+            assert p.kinds[-1] in Probe.TERMINAL, p
 
 
 # --------------------------------------------------------------------------- stalled connect

@@ -373,8 +373,8 @@ async def test_abort_in_on_connect_fails_with_request_aborted_and_sends_nothing(
         await h.wait()
         await settle()
         assert h.kinds == ["connect", "error"]
-        assert isinstance(h.error, RequestAbortedError)
-        assert h.error.code == "UND_ERR_ABORTED"
+        assert isinstance(h.only_error, RequestAbortedError)
+        assert h.only_error.code == "UND_ERR_ABORTED"
         ok = await dispatch(client, Recorder(), path="/next")
         assert ok.body == b"ok"
     await srv.wait_closed(1)
@@ -392,7 +392,7 @@ async def test_abort_with_an_error_delivers_that_error(raw_server: RawServerFact
         await h.wait()
         await settle()
     assert h.kinds == ["connect", "error"]
-    assert h.error is reason
+    assert h.only_error is reason
     assert srv.connections == 0
 
 
@@ -415,7 +415,7 @@ async def test_abort_after_headers_ends_with_one_error_and_the_client_recovers(
         await h.wait()
         await settle()
         assert squash(h.kinds) == ["connect", "headers", "error"]
-        assert isinstance(h.error, RequestAbortedError)
+        assert isinstance(h.only_error, RequestAbortedError)
         h2 = await dispatch(client, Recorder())
         assert h2.body == data
 
@@ -509,7 +509,7 @@ async def test_a_raising_handler_method_ends_the_request_with_that_exception(
         client.dispatch(h, path="/", method="GET")
         await h.wait()
         await settle()
-        assert h.error is boom
+        assert h.only_error is boom
         assert h.kinds[-1] == "error"
         assert h.kinds.count(method_name.removeprefix("on_")) == 1
         assert "complete" not in h.kinds
@@ -529,7 +529,7 @@ async def test_on_connect_raising_fails_the_request_without_sending_it(
         await h.wait()
         await settle()
         assert h.kinds == ["connect", "error"]
-        assert h.error is boom
+        assert h.only_error is boom
     assert srv.connections == 0
 
 
@@ -548,8 +548,8 @@ async def test_truncated_response_ends_with_one_error_after_the_data(
     async with closing(undipy.Client(srv.origin)) as client:
         h = await dispatch(client, Recorder())
         await settle()
-    assert isinstance(h.error, ResponseContentLengthMismatchError)
-    assert h.error.code == "UND_ERR_RES_CONTENT_LENGTH_MISMATCH"
+    assert isinstance(h.only_error, ResponseContentLengthMismatchError)
+    assert h.only_error.code == "UND_ERR_RES_CONTENT_LENGTH_MISMATCH"
     assert squash(h.kinds) in (
         ["connect", "headers", "data", "error"],
         ["connect", "headers", "error"],
@@ -638,8 +638,8 @@ async def test_dispatch_after_close_reports_client_closed_error_asynchronously(
     assert h.terminals == []  # not delivered from inside dispatch()
     await h.wait()
     await settle()
-    assert isinstance(h.error, ClientClosedError)
-    assert h.error.code == "UND_ERR_CLOSED"
+    assert isinstance(h.only_error, ClientClosedError)
+    assert h.only_error.code == "UND_ERR_CLOSED"
     assert srv.connections == 0
 
 
@@ -665,8 +665,8 @@ async def test_dispatch_after_destroy_reports_client_destroyed_error(
     assert client.dispatch(h, path="/", method="GET") is False
     assert h.terminals == []
     await h.wait()
-    assert isinstance(h.error, ClientDestroyedError)
-    assert h.error.code == "UND_ERR_DESTROYED"
+    assert isinstance(h.only_error, ClientDestroyedError)
+    assert h.only_error.code == "UND_ERR_DESTROYED"
 
 
 # --------------------------------------------------------------------------- seed examples
@@ -876,7 +876,7 @@ async def test_connection_error_event_and_request_error_on_a_refused_connection(
         h = await dispatch(client, Recorder())
         await on_error.wait()
     assert h.kinds == ["connect", "error"] or h.kinds == ["error"]
-    assert isinstance(h.error, ConnectionError)
+    assert isinstance(h.only_error, ConnectionError)
     origin, targets, error = on_error.calls[0]
     assert (origin, targets) == (client.origin, [client])
     assert isinstance(error, ConnectionError)

@@ -536,7 +536,7 @@ async def test_aborting_a_pipelined_request_resends_the_others(
         await r.wait()
     assert [(r.error, r.body) for r in (recs[0], recs[2])] == [(None, b"/1"), (None, b"/3")]
     assert type(recs[1].error) is RequestAbortedError
-    assert [r.calls.count("connect") for r in recs] == [2, 1, 2]  # on_connect again on resend
+    assert [r.kinds.count("connect") for r in recs] == [2, 1, 2]  # on_connect again on resend
     await events.wait_for("disconnect")
     err = events.named("disconnect")[0]
     assert type(err) is InformationalError and err.code == "UND_ERR_INFO"
@@ -754,8 +754,8 @@ async def test_every_request_ends_exactly_once(http_server: HttpServer, clients:
 
     assert len(recs) == 30
     for path, r in recs:
-        assert r.terminal_calls == 1, r
-        assert r.calls[-1] in Recorder.TERMINAL, r
+        assert len(r.terminals) == 1, r
+        assert r.kinds[-1] in Recorder.TERMINAL, r
         if r is last_ok:
             assert r.error is None or type(r.error) is ClientDestroyedError, r
         elif path == "/ok":

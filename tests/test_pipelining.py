@@ -756,7 +756,7 @@ async def test_connection_loss_fails_only_the_head_and_resends_the_rest(
         await conn1.send(echo("/2", "/3"))
         await ledger.all_ended()
         assert [p.outcome for p in probes] == [(SocketError,), (200, b"/2"), (200, b"/3")]
-        assert probes[0].calls == ["connect", "error"]
+        assert probes[0].kinds == ["connect", "error"]
         assert [p.connects for p in probes] == [1, 2, 2]
         await nothing_more(conn1)
     assert srv.connections == 2
@@ -966,7 +966,7 @@ async def test_connect_error_fails_every_queued_request_once() -> None:
         probes = [ledger.dispatch(c, f"/{i}", blocking=False) for i in range(5)]
         await ledger.all_ended()
         assert [p.outcome for p in probes] == [(SocketError,)] * 5
-        assert [p.calls for p in probes] == [["connect", "error"]] * 5
+        assert [p.kinds for p in probes] == [["connect", "error"]] * 5
         assert len(events.named("connection_error")) >= 1
         assert events.named("connect") == events.named("disconnect") == []
         assert c.stats == ClientStats(connected=0, pending=0, running=0, size=0)

@@ -782,7 +782,7 @@ async def test_invalid_dispatch_options_never_reach_the_server(
             pass
         else:
             await handler.wait()
-            assert isinstance(handler.error, InvalidArgumentError)
+            assert isinstance(handler.only_error, InvalidArgumentError)
             assert "connect" not in handler.kinds
         ok = await within(client.request(path="/next", method="GET"))
         assert await within(ok.body.bytes()) == b"ok"
