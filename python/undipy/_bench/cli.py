@@ -3,8 +3,10 @@
 Starts the built-in HTTP/1.1 server (native, in its own process) unless
 ``--url`` names another, then measures undipy's ``request()`` and
 ``dispatch()`` and every installed peer (aiohttp, httpx, pyreqwest) on small
-GETs and 1 MiB downloads, each client in a fresh process, and prints req/s,
-MiB/s and client CPU per request (user + sys, all threads).
+GETs and 1 MiB downloads, then ``stream()`` against ``request()`` + ``async
+for`` and each peer's chunk iterator on streamed 1 MiB downloads; each client
+in a fresh process. Prints req/s, MiB/s and client CPU per request (user +
+sys, all threads).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ WORKLOADS = {
     "seq": "GET /small, 1 in flight",
     "c64": "GET /small, 64 in flight",
     "big": "GET /1m, 8 in flight",
+    "s1m": "GET /1m streamed chunk by chunk into a sink, 8 in flight",
 }
+# What the ratio columns compare to, per workload.
+BASELINE = {"s1m": "undipy-stream"}
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
@@ -56,7 +61,9 @@ def table(results: list[dict[str, Any]]) -> str:
     rows = ["| workload | client | req/s | MiB/s | CPU µs/req | req/s vs undipy | CPU vs undipy |"]
     rows.append("|---|---|---:|---:|---:|---:|---:|")
     base: dict[str, dict[str, Any]] = {
-        r["workload"]: r for r in results if r["client"] == "undipy-request" and "requests" in r
+        r["workload"]: r
+        for r in results
+        if r["client"] == BASELINE.get(r["workload"], "undipy-request") and "requests" in r
     }
     for r in results:
         name = f"| {r['workload']} | {r['client']} |"
@@ -84,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     args = ap.parse_args(argv)
 
-    clients = ["undipy-request", "undipy-dispatch"]
-    clients += [p for p in PEERS if importlib.util.find_spec(p) is not None]
+    peers = [p for p in PEERS if importlib.util.find_spec(p) is not None]
+    clients = ["undipy-request", "undipy-dispatch", *peers]
+    # Streaming: stream(), request() + async for, and each peer's chunk iterator.
+    stream_clients = ["undipy-stream", "undipy-iter", *(f"{p}-iter" for p in peers)]
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         ap.error("uvloop is not installed")
     server = None
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if url is None:
         server, url = start_server()
     workloads = [w for w in args.workloads.split(",") if w]
-    jobs = [(w, c) for w in workloads for c in clients]
+    jobs = [(w, c) for w in workloads for c in (stream_clients if w == "s1m" else clients)]
     results = []
     try:
         for i, (workload, client) in enumerate(jobs, 1):
