@@ -76,7 +76,7 @@ WORKLOAD_TITLES = {
     "big": "GET /1m (1 MiB, body fully read), 8 in flight, 8 connections",
     "post": "POST /echo (64 KiB request body, 2 B response), 16 in flight, 16 connections",
     "s1m": "streaming GET /1m into a counting sink, 8 in flight, 8 connections",
-    "s100m": "streaming GET /100m into a counting sink, 1 in flight",
+    "s100m": "streaming GET /100m into a counting sink, 4 in flight, 4 connections",
     "s1g": "streaming GET /1g into a counting sink, 1 in flight (peak RSS is the point)",
 }
 # Reported in MiB/s, and CPU per MiB for the streaming ones.
