@@ -1,22 +1,17 @@
 """What stream(), pipeline(), upgrade() and connect() share: header
-conversion, ``signal=`` binding, the ``callback=`` form and throw_on_error."""
+conversion, ``signal=`` binding and the ``callback=`` form."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .abort import AbortSignal
-from .errors import InvalidArgumentError, RequestAbortedError, ResponseStatusCodeError
+from .errors import InvalidArgumentError, RequestAbortedError
 
 Headers = dict[str, str | list[str]]
 Callback = Callable[[BaseException | None, Any], Any]
-
-ERROR_BODY_LIMIT = 128 * 1024
-"""How much of a throw_on_error body is kept for the error (as undici)."""
-
 
 def parse_headers(raw: list[bytes]) -> Headers:
     """A flat ``[name, value, ...]`` list of bytes as a dict: lower-case ``str``
@@ -46,15 +41,6 @@ def pop_common(opts: dict[str, Any]) -> tuple[Any, Any, Callable[..., Any] | Non
     if on_info is not None and not callable(on_info):
         raise InvalidArgumentError("invalid on_info callback")
     return signal, opaque, on_info
-
-
-def pop_throw_on_error(opts: dict[str, Any]) -> bool:
-    v = opts.pop("throw_on_error", None)
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise InvalidArgumentError("invalid throw_on_error")
-    return v
 
 
 def check_signal(signal: Any) -> None:
@@ -123,19 +109,3 @@ def with_callback(coro: Coroutine[Any, Any, Any], callback: Callback) -> None:
             callback(None, data)
 
     asyncio.ensure_future(run())
-
-
-def status_error(status: int, status_text: str, headers: Headers, body: bytes) -> BaseException:
-    """undici's ResponseStatusCodeError for a throw_on_error answer: the body
-    as JSON for ``application/json``, else as text."""
-    parsed: Any = body.decode("utf-8", "replace")
-    content_type = headers.get("content-type", "")
-    if isinstance(content_type, str) and content_type.startswith("application/json"):
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            pass
-    msg = f"Response status code {status}"
-    if status_text:
-        msg += f": {status_text}"
-    return ResponseStatusCodeError(msg, status, headers, parsed)
