@@ -363,7 +363,7 @@ impl LoopBridge {
         let result = match &target.kind {
             Kind::Dispatcher(owner) => self.dispatcher_event(py, token, owner, event),
             Kind::Handler(h) => self.handler_event(py, me, token, target, h.bind(py), event),
-            Kind::Request { .. } => self.request_event(py, me, token, target, event),
+            Kind::Request { .. } => self.request_event(py, token, target, event),
             Kind::Stream { .. } => self.stream_event(py, me, token, target, event),
         };
         if let Err(err) = result {
@@ -436,17 +436,17 @@ impl LoopBridge {
     ) -> PyResult<()> {
         match event {
             Event::Retried => {
-                let control = self.control(py, me, token, target)?;
+                let control = self.control(py, target);
                 h.call_method1(
                     intern!(py, "on_connect"),
                     (control.getattr(intern!(py, "abort"))?, PyDict::new(py)),
                 )?;
             }
             Event::Info(head) => {
-                self.on_headers(py, me, token, target, h, &head)?;
+                self.on_headers(py, target, h, &head)?;
             }
             Event::Headers(head) => {
-                let paused = self.on_headers(py, me, token, target, h, &head)?;
+                let paused = self.on_headers(py, target, h, &head)?;
                 if paused {
                     self.pause(target);
                 }
@@ -465,7 +465,7 @@ impl LoopBridge {
                 }
                 rest.push_back(Event::Complete(trailers));
                 target.st.lock().backlog = rest;
-                if self.on_headers(py, me, token, target, h, &head)? {
+                if self.on_headers(py, target, h, &head)? {
                     self.pause(target);
                     return Ok(());
                 }
@@ -503,7 +503,7 @@ impl LoopBridge {
                     err.write_unraisable(py, Some(h));
                 }
             }
-            Event::BodyPull => self.pull_body(py, me, token, target)?,
+            Event::BodyPull => self.pull_body(py, target)?,
             _ => {}
         }
         Ok(())
@@ -513,13 +513,11 @@ impl LoopBridge {
     fn on_headers<'py>(
         &self,
         py: Python<'py>,
-        me: &Py<LoopBridge>,
-        token: u64,
-        target: &Arc<Target>,
+        target: &Target,
         h: &Bound<'py, PyAny>,
         head: &Head,
     ) -> PyResult<bool> {
-        let control = self.control(py, me, token, target)?;
+        let control = self.control(py, target);
         let r = h.call_method1(
             intern!(py, "on_headers"),
             (
@@ -539,24 +537,16 @@ impl LoopBridge {
         }
     }
 
-    fn control<'py>(
-        &self,
-        py: Python<'py>,
-        me: &Py<LoopBridge>,
-        token: u64,
-        target: &Arc<Target>,
-    ) -> PyResult<Bound<'py, Control>> {
-        if let Some(c) = &target.st.lock().control {
-            return Ok(c.bind(py).clone());
-        }
-        let ctl = target.ctl.clone().expect("requests have a ctl");
-        Bound::new(py, Control::new(token, ctl, me.clone_ref(py)))
+    /// The request's `Control` (made with its target in `Core::build`).
+    fn control<'py>(&self, py: Python<'py>, target: &Target) -> Bound<'py, Control> {
+        let st = target.st.lock();
+        let control = st.control.as_ref().expect("request targets have a control");
+        control.bind(py).clone()
     }
 
     fn request_event(
         &self,
         py: Python<'_>,
-        me: &Py<LoopBridge>,
         token: u64,
         target: &Arc<Target>,
         event: Event,
@@ -576,7 +566,7 @@ impl LoopBridge {
                 }
             }
             Event::Headers(head) => {
-                let control = self.control(py, me, token, target)?.unbind();
+                let control = self.control(py, target).unbind();
                 let body = Body::new(
                     py,
                     self.r#loop.clone_ref(py),
@@ -621,7 +611,7 @@ impl LoopBridge {
                     None => set_exception(py, future, exc)?,
                 }
             }
-            Event::BodyPull => self.pull_body(py, me, token, target)?,
+            Event::BodyPull => self.pull_body(py, target)?,
             _ => {}
         }
         Ok(())
@@ -636,19 +626,14 @@ impl LoopBridge {
         head: Head,
         body: Py<Body>,
     ) -> PyResult<()> {
-        let opaque = extras
-            .opaque
-            .as_ref()
-            .map_or_else(|| py.None(), |o| o.clone_ref(py));
         let status = head.status;
-        let rd = Bound::new(py, ResponseData::new(head, body.clone_ref(py), opaque))?;
+        let rd = ResponseData::new(head, body.clone_ref(py), extras.opaque(py));
+        let rd = Bound::new(py, rd)?;
         if extras.throw_on_error && status >= 400 {
             names(py)?.reject_status.bind(py).call1((future, rd))?;
             return Ok(());
         }
-        if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
-            future.call_method1(intern!(py, "set_result"), (rd,))?;
-        } else {
+        if !set_result(py, future, rd.into_any())? {
             // Nobody waits for it (the caller was cancelled): release the body.
             body.get().discard();
         }
@@ -656,13 +641,7 @@ impl LoopBridge {
     }
 
     /// The socket can take another chunk of the request body.
-    fn pull_body(
-        &self,
-        py: Python<'_>,
-        me: &Py<LoopBridge>,
-        token: u64,
-        target: &Arc<Target>,
-    ) -> PyResult<()> {
+    fn pull_body(&self, py: Python<'_>, target: &Target) -> PyResult<()> {
         let (source, started) = {
             let st = target.st.lock();
             (
@@ -674,7 +653,7 @@ impl LoopBridge {
         let puller = if started {
             source.into_bound(py)
         } else {
-            let control = self.control(py, me, token, target)?;
+            let control = self.control(py, target);
             let p = names(py)?.start_body.bind(py).call1((source, control))?;
             let mut st = target.st.lock();
             st.source = Some(p.clone().unbind());
@@ -721,6 +700,19 @@ impl LoopBridge {
 /// Whether a handler returned exactly `False` (its way to pause reading).
 fn is_false(r: &Bound<'_, PyAny>) -> bool {
     r.is(&*pyo3::types::PyBool::new(r.py(), false))
+}
+
+/// Resolves `future` unless it is done (cancelled); false if it was.
+fn set_result(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    value: Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        return Ok(false);
+    }
+    future.call_method1(intern!(py, "set_result"), (value,))?;
+    Ok(true)
 }
 
 fn set_exception(py: Python<'_>, future: &Bound<'_, PyAny>, exc: Bound<'_, PyAny>) -> PyResult<()> {

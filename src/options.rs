@@ -25,6 +25,15 @@ pub struct RequestExtras {
     pub throw_on_error: bool,
 }
 
+impl RequestExtras {
+    /// The caller's `opaque`, or None.
+    pub fn opaque(&self, py: Python<'_>) -> Py<PyAny> {
+        self.opaque
+            .as_ref()
+            .map_or_else(|| py.None(), |o| o.clone_ref(py))
+    }
+}
+
 pub struct Parsed {
     pub spec: RequestSpec,
     /// A file, iterable or async iterable to pull the body from.

@@ -147,6 +147,20 @@ impl Body {
             .call_method0(intern!(py, "create_future"))
     }
 
+    /// A future the bridge resolves once the body can answer `want`; reading
+    /// resumes if it was paused.
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        inner: &mut Inner,
+        want: Want,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.future(py)?;
+        inner.waiter = Some((want, fut.clone().unbind()));
+        unpause(py, inner);
+        Ok(fut)
+    }
+
     fn resolved<'py>(
         &self,
         py: Python<'py>,
@@ -185,12 +199,7 @@ impl Body {
                 drop(inner);
                 self.resolved(py, Err(e))
             }
-            State::Streaming => {
-                let fut = self.future(py)?;
-                inner.waiter = Some((Want::All(how), fut.clone().unbind()));
-                unpause(py, &mut inner);
-                Ok(fut)
-            }
+            State::Streaming => self.wait(py, &mut inner, Want::All(how)),
         }
     }
 
@@ -354,10 +363,7 @@ impl Body {
             }
             return self.resolved(py, Ok(py.None().into_bound(py)));
         }
-        let fut = self.future(py)?;
-        inner.waiter = Some((Want::Dump { limit, seen }, fut.clone().unbind()));
-        unpause(py, &mut inner);
-        Ok(fut)
+        self.wait(py, &mut inner, Want::Dump { limit, seen })
     }
 
     /// Releases the body: the rest of it is not read.
@@ -396,12 +402,7 @@ impl Body {
                 drop(inner);
                 self.resolved(py, Err(e))
             }
-            State::Streaming => {
-                let fut = self.future(py)?;
-                inner.waiter = Some((Want::Chunk, fut.clone().unbind()));
-                unpause(py, &mut inner);
-                Ok(fut)
-            }
+            State::Streaming => self.wait(py, &mut inner, Want::Chunk),
         }
     }
 }

@@ -7,13 +7,16 @@ socket I/O on its own Rust thread, so the loop only has to serve.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
 
 import pytest
+from hostile_helpers import Clients
 from packaging.version import Version
 from servers import HttpServer, RawServer, Script, raise_errors
 
@@ -132,3 +135,20 @@ async def raw_server() -> AsyncIterator[RawServerFactory]:
         except BaseException as exc:
             errors.append(exc)
     raise_errors(errors, "RawServers")
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    """Dispatchers made through it are destroyed after the test, whatever happened."""
+    async with Clients() as made:
+        yield made
+
+
+@pytest.fixture
+def unix_path() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="undipy-", dir="/tmp")  # short: sun_path is ~108 bytes
+    path = os.path.join(d, "s.sock")
+    yield path
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    os.rmdir(d)

@@ -63,10 +63,17 @@ def pattern(n: int) -> bytes:
     return (block * reps)[:n]
 
 
-def streamer(total_mib: int, progress: list[int]) -> Callable[[RawConn], Awaitable[None]]:
+def streamer(
+    total_mib: int, progress: list[int], *, paced: bool = False
+) -> Callable[[RawConn], Awaitable[None]]:
     """Script: answer one request with a ``total_mib`` MiB body sent 1 MiB at a time,
     appending to ``progress`` after each MiB the socket accepted. Far more than socket
-    buffers hold, so the client can never have all of it unless it reads it."""
+    buffers hold, so the client can never have all of it unless it reads it.
+
+    ``paced`` yields to the loop after each MiB: the engine bounds what it reads ahead
+    of a handler (4 MiB), and a server on the test's own loop that never yields would
+    keep that loop from delivering the first chunk; pacing makes a test measure the
+    handler's pause, not that bound."""
 
     async def script(conn: RawConn) -> None:
         assert await conn.read_request()
@@ -76,11 +83,23 @@ def streamer(total_mib: int, progress: list[int]) -> Callable[[RawConn], Awaitab
             for _ in range(total_mib):
                 await conn.send(piece)
                 progress.append(1)
+                if paced:
+                    await asyncio.sleep(0)
         except ConnectionError:  # the client dropped the connection: that is its right
             return
         await conn.wait_closed_by_peer(timeout=10.0)
 
     return script
+
+
+async def wait_until(pred: Callable[[], object], what: str, timeout: float = T) -> None:
+    """Poll ``pred()`` every 5 ms until true (AssertionError after ``timeout``)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 def answer(resp: bytes = response(200, b"ok")) -> Callable[[RawConn], Awaitable[None]]:

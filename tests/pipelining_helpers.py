@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import undipy
 from helpers import Recorder
 from helpers import closing as closing  # shared with the other suites, re-exported
 from helpers import host_of as host_of
+from helpers import wait_until as wait_until
 from helpers import within as within
 from hostile_helpers import Events as Events
 from servers import MAX_LINE, RawConn, RawServer
@@ -34,16 +35,6 @@ T = 3.0
 
 SETTLE = 0.2
 """How long to listen for bytes or callbacks that must NOT come (never asserted as a time)."""
-
-
-async def wait_until(pred: Callable[[], bool], what: str, timeout: float = T) -> None:
-    """Poll ``pred()`` every 5 ms until true (AssertionError after ``timeout``)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not pred():
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 # --------------------------------------------------------------------------- wire bytes

@@ -22,7 +22,6 @@ import socket
 import struct
 import termios
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,11 +56,6 @@ from undipy import (
 pytestmark = pytest.mark.loops
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    """Dispatchers made through it are destroyed after the test, whatever happened."""
-    async with Clients() as made:
-        yield made
 
 # --------------------------------------------------------------------------- the table
 

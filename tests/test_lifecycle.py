@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import struct
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import wait_until
 from hostile_helpers import (
     Clients,
     Events,
@@ -41,23 +40,6 @@ from undipy import (
 )
 
 pytestmark = pytest.mark.loops
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    """Dispatchers made through it are destroyed after the test, whatever happened."""
-    async with Clients() as made:
-        yield made
-
-
-async def wait_until(pred: Any, what: str, timeout: float = T) -> None:
-    """Poll ``pred()`` every 10 ms until true (AssertionError after ``timeout``)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not pred():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 def requests_in(raw: bytes) -> list[bytes]:
@@ -855,16 +837,6 @@ async def test_pool_recovers_from_connection_errors(raw_server, clients: Clients
 
 
 # --------------------------------------------------------------------------- Unix sockets
-
-
-@pytest.fixture
-def unix_path() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="undipy-", dir="/tmp")  # short: sun_path is ~108 bytes
-    path = os.path.join(d, "s.sock")
-    yield path
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    os.rmdir(d)
 
 
 @pytest.mark.parametrize("kind", ["client", "pool"])

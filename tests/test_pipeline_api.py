@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import undipy
-from helpers import RawServerFactory, answer, closing, pattern, within
+from helpers import RawServerFactory, answer, closing, pattern, streamer, within
 from servers import HttpServer, RawConn, Request, Response, response
 from undipy import (
     AbortController,
@@ -29,31 +29,6 @@ from undipy import (
     RequestAbortedError,
     SocketError,
 )
-
-
-def paced_streamer(total_mib: int, progress: list[int]) -> Any:
-    """helpers.streamer, but yielding to the loop after each MiB the socket took.
-
-    The engine reads on its own thread and (see the xfail engine test in test_stream.py)
-    does not bound what it reads ahead of the handler: a server on the test's own loop
-    that never yields (the kernel takes every MiB at once) would keep the loop from
-    delivering the first chunk, and the handler from pausing, until the body is sent.
-    """
-
-    async def script(conn: RawConn) -> None:
-        assert await conn.read_request()
-        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (total_mib << 20))
-        piece = pattern(1 << 20)
-        try:
-            for _ in range(total_mib):
-                await conn.send(piece)
-                progress.append(1)
-                await asyncio.sleep(0)
-        except ConnectionError:
-            return
-        await conn.wait_closed_by_peer(timeout=10.0)
-
-    return script
 
 
 class Boom(Exception):
@@ -215,7 +190,7 @@ async def test_an_unread_duplex_pauses_the_socket_and_then_gets_all_32_mib(
     raw_server: RawServerFactory,
 ) -> None:
     progress: list[int] = []
-    srv = await raw_server(paced_streamer(32, progress))
+    srv = await raw_server(streamer(32, progress, paced=True))
     async with closing(undipy.Client(srv.origin)) as client:
         dup = client.pipeline(lambda d: passthrough(d.body), path="/", method="GET")
         await within(dup.end())
@@ -489,7 +464,7 @@ async def test_abort_signal_during_the_response(raw_server: RawServerFactory) ->
 async def test_abort_while_the_socket_is_paused(raw_server: RawServerFactory) -> None:
     """Aborting while nothing reads the duplex (the socket is paused) still ends it."""
     progress: list[int] = []
-    srv = await raw_server([paced_streamer(32, progress), answer()])
+    srv = await raw_server([streamer(32, progress, paced=True), answer()])
     event = asyncio.Event()
     async with closing(undipy.Client(srv.origin)) as client:
         dup = client.pipeline(body_of, path="/", method="GET", signal=event)
@@ -521,7 +496,7 @@ async def test_an_already_aborted_signal_sends_nothing(raw_server: RawServerFact
 
 async def test_async_with_leaving_early_aborts_the_request(raw_server: RawServerFactory) -> None:
     progress: list[int] = []
-    srv = await raw_server([paced_streamer(32, progress), answer()])
+    srv = await raw_server([streamer(32, progress, paced=True), answer()])
     async with closing(undipy.Client(srv.origin)) as client:
         async with client.pipeline(body_of, path="/", method="GET") as dup:
             await within(dup.end())

@@ -28,6 +28,7 @@ from helpers import (
     head,
     host_of,
     pattern,
+    streamer,
     within,
 )
 from servers import HttpServer, RawConn, Request, Response, chunked, response
@@ -41,30 +42,6 @@ from undipy import (
     StreamData,
     StreamFactoryData,
 )
-
-
-def paced_streamer(total_mib: int, progress: list[int]) -> Any:
-    """helpers.streamer, but yielding to the loop after each MiB the socket took.
-
-    The engine reads on its own thread and bounds what it reads ahead of the handler
-    (4 MiB); this server yields anyway so the test measures the handler's pause, not
-    that bound.
-    """
-
-    async def script(conn: RawConn) -> None:
-        assert await conn.read_request()
-        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (total_mib << 20))
-        piece = pattern(1 << 20)
-        try:
-            for _ in range(total_mib):
-                await conn.send(piece)
-                progress.append(1)
-                await asyncio.sleep(0)
-        except ConnectionError:
-            return
-        await conn.wait_closed_by_peer(timeout=10.0)
-
-    return script
 
 
 class Boom(Exception):
@@ -370,7 +347,7 @@ async def test_a_slow_async_writer_pauses_the_socket_and_gets_the_whole_32_mib(
     the server's send stalls part way. Once the writer goes on, all 32 MiB arrive in
     order."""
     progress: list[int] = []
-    srv = await raw_server(paced_streamer(32, progress))
+    srv = await raw_server(streamer(32, progress, paced=True))
     w = GatedWriter()
     async with closing(undipy.Client(srv.origin)) as client:
         task = asyncio.ensure_future(client.stream(lambda d: w, path="/", method="GET"))
@@ -389,7 +366,7 @@ async def test_a_slow_async_writer_pauses_the_socket_and_gets_the_whole_32_mib(
 
 async def test_a_pending_drain_pauses_the_socket(raw_server: RawServerFactory) -> None:
     progress: list[int] = []
-    srv = await raw_server(paced_streamer(32, progress))
+    srv = await raw_server(streamer(32, progress, paced=True))
     w = GatedDrain()
     async with closing(undipy.Client(srv.origin)) as client:
         task = asyncio.ensure_future(client.stream(lambda d: w, path="/", method="GET"))
@@ -409,7 +386,7 @@ async def test_backpressure_through_a_stream_writer_reaches_the_origin(
     connection is paused and the origin's send stalls; reading the front's response
     then yields every byte."""
     progress: list[int] = []
-    origin = await raw_server(paced_streamer(32, progress))
+    origin = await raw_server(streamer(32, progress, paced=True))
     back = undipy.Client(origin.origin)
 
     async def front(conn: RawConn) -> None:
@@ -602,7 +579,7 @@ async def test_abort_in_the_factory(http_server: HttpServer) -> None:
 @pytest.mark.loops
 async def test_abort_while_a_write_is_pending(raw_server: RawServerFactory) -> None:
     progress: list[int] = []
-    srv = await raw_server([paced_streamer(32, progress), answer()])
+    srv = await raw_server([streamer(32, progress, paced=True), answer()])
     controller = AbortController()
     w = GatedWriter()
     async with closing(undipy.Client(srv.origin)) as client:

@@ -15,8 +15,6 @@ import contextlib
 import gc
 import importlib.util
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -88,16 +86,6 @@ async def tunnel_echo(conn: RawConn) -> None:
         received += data
     await conn.send(received)
     await conn.shutdown_write()
-
-
-@pytest.fixture
-def unix_path() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="undipy-", dir="/tmp")  # short: sun_path is ~108 bytes
-    path = os.path.join(d, "s.sock")
-    yield path
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    os.rmdir(d)
 
 
 # --------------------------------------------------------------------------- upgrade

@@ -4,7 +4,7 @@ conversion, ``signal=`` binding and the ``callback=`` form."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .abort import AbortSignal
@@ -94,15 +94,16 @@ def call_info(on_info: Callable[..., Any] | None, status: int, raw: list[bytes])
         on_info({"status_code": status, "headers": parse_headers(raw)})
 
 
-def with_callback(coro: Coroutine[Any, Any, Any], callback: Callback) -> None:
-    """Runs ``coro`` and hands its outcome to ``callback(error, data)``."""
+def with_callback(aw: Awaitable[Any], callback: Callback) -> None:
+    """Runs ``aw`` and hands its outcome to ``callback(error, data)``."""
     if not callable(callback):
-        coro.close()
+        if isinstance(aw, Coroutine):
+            aw.close()
         raise InvalidArgumentError("invalid callback")
 
     async def run() -> None:
         try:
-            data = await coro
+            data = await aw
         except Exception as exc:
             callback(exc, None)
         else:

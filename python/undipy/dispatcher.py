@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import api_pipeline, api_stream, api_upgrade
+from ._api_common import Callback, with_callback
 from ._bridge import bridge_for
 from ._undipy import Core, LoopBridge, ResponseData
 from .abort import AbortSignal
 from .errors import ClientDestroyedError, InvalidArgumentError, NotSupportedError
 
 Listener = Callable[..., Any]
-Callback = Callable[[BaseException | None, Any], Any]
 
 _DEFAULTS: dict[str, Any] = {
     "pipelining": 1,
@@ -187,7 +187,7 @@ class Dispatcher:
         ``callback(error, data)`` later."""
         call = _RequestCall(self, opts)
         if callback is not None:
-            _with_callback(call, callback)
+            with_callback(call, callback)
             return None  # type: ignore[return-value]
         return call
 
@@ -407,18 +407,6 @@ def _watch(signal: Any, control: Any) -> None:
 
 
 _watchers: set[asyncio.Future[None]] = set()
-
-
-def _with_callback(call: _RequestCall, callback: Callback) -> None:
-    async def run() -> None:
-        try:
-            data = await call
-        except Exception as exc:
-            callback(exc, None)
-        else:
-            callback(None, data)
-
-    asyncio.ensure_future(run())
 
 
 def _maybe_callback(fut: asyncio.Future[None], callback: Callback | None) -> Any:

@@ -11,7 +11,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::{names, set_exception, Kind, LoopBridge, Target};
+use super::{names, set_exception, set_result, Kind, LoopBridge, Target};
 use crate::convert::header_dict;
 use crate::dispatcher::{Event, Head};
 use crate::options::RequestExtras;
@@ -59,12 +59,10 @@ impl LoopBridge {
             Event::Headers(Head { status, .. }) | Event::Full(Head { status, .. }, ..)
                 if extras.throw_on_error && status >= 400 =>
             {
-                self.request_event(py, me, token, target, event)
+                self.request_event(py, token, target, event)
             }
-            ev @ (Event::Info(_) | Event::BodyPull) => {
-                self.request_event(py, me, token, target, ev)
-            }
-            ev if error_body => self.request_event(py, me, token, target, ev),
+            ev @ (Event::Info(_) | Event::BodyPull) => self.request_event(py, token, target, ev),
+            ev if error_body => self.request_event(py, token, target, ev),
             Event::Headers(head) => self.open_writer(py, target, factory, extras, &head),
             Event::Full(head, body, trailers) => {
                 self.open_writer(py, target, factory, extras, &head)?;
@@ -77,7 +75,7 @@ impl LoopBridge {
                 LoopBridge::flush_backlog(me.bind(py), token);
                 Ok(())
             }
-            Event::Data(chunk) => self.write(py, me, token, target, chunk),
+            Event::Data(chunk) => self.write(py, target, chunk),
             Event::Complete(trailers) => {
                 self.remove(token);
                 let writer = target.st.lock().writer.take();
@@ -86,15 +84,11 @@ impl LoopBridge {
                     None => PyDict::new(py),
                 };
                 let data = names(py)?.stream_data.bind(py).call1((
-                    opaque(py, extras),
+                    extras.opaque(py),
                     header_dict(py, &trailers)?,
                     context,
                 ))?;
-                let future = future.bind(py);
-                if !future.call_method0(intern!(py, "done"))?.is_truthy()? {
-                    future.call_method1(intern!(py, "set_result"), (data,))?;
-                }
-                Ok(())
+                set_result(py, future.bind(py), data).map(drop)
             }
             Event::Error(e) => {
                 self.remove(token);
@@ -126,7 +120,7 @@ impl LoopBridge {
                 factory,
                 head.status,
                 header_dict(py, &head.headers)?,
-                opaque(py, extras),
+                extras.opaque(py),
                 &context,
             ))?
             .extract()?;
@@ -139,14 +133,7 @@ impl LoopBridge {
         Ok(())
     }
 
-    fn write(
-        &self,
-        py: Python<'_>,
-        me: &Py<LoopBridge>,
-        token: u64,
-        target: &Arc<Target>,
-        chunk: Bytes,
-    ) -> PyResult<()> {
+    fn write(&self, py: Python<'_>, target: &Target, chunk: Bytes) -> PyResult<()> {
         let (write, drain) = match &target.st.lock().writer {
             Some(w) => (
                 w.write.clone_ref(py),
@@ -159,7 +146,7 @@ impl LoopBridge {
             return Ok(());
         }
         self.pause(target);
-        let control = self.control(py, me, token, target)?;
+        let control = self.control(py, target);
         let task = names(py)?
             .finish_write
             .bind(py)
@@ -169,11 +156,4 @@ impl LoopBridge {
         }
         Ok(())
     }
-}
-
-fn opaque(py: Python<'_>, extras: &RequestExtras) -> Py<PyAny> {
-    extras
-        .opaque
-        .as_ref()
-        .map_or_else(|| py.None(), |o| o.clone_ref(py))
 }

@@ -28,7 +28,7 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 # name -> (path, method, in-flight count, expected response body length)
@@ -229,6 +229,15 @@ async def make_undipy_request(origin: str, n: int, pipelining: int = 1) -> tuple
 Fetch = Callable[[str], Awaitable[tuple[int, int]]]
 
 
+async def count(chunks: AsyncIterable[Any], stats: Stats) -> int:
+    """The sink of the iterating clients: counts each chunk as it arrives."""
+    length = 0
+    async for chunk in chunks:
+        length += len(chunk)
+        stats.bytes += len(chunk)
+    return length
+
+
 async def make_undipy_stream(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
     import undipy
 
@@ -265,12 +274,8 @@ async def make_undipy_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Cl
     pool = undipy.Pool(origin, connections=n)
 
     async def fetch(path: str) -> tuple[int, int]:
-        length = 0
         resp = await pool.request(path=path, method="GET")
-        async for chunk in resp.body:
-            length += len(chunk)
-            stats.bytes += len(chunk)
-        return resp.status_code, length
+        return resp.status_code, await count(resp.body, stats)
 
     return fetch, pool.close
 
@@ -290,12 +295,8 @@ async def make_aiohttp_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, C
     session = _aiohttp_session(n)
 
     async def fetch(path: str) -> tuple[int, int]:
-        length = 0
         async with session.get(origin + path) as resp:
-            async for chunk in resp.content.iter_chunked(AIOHTTP_CHUNK):
-                length += len(chunk)
-                stats.bytes += len(chunk)
-            return resp.status, length
+            return resp.status, await count(resp.content.iter_chunked(AIOHTTP_CHUNK), stats)
 
     return fetch, session.close
 
@@ -304,12 +305,8 @@ async def make_httpx_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Clo
     client = _httpx_client(n)
 
     async def fetch(path: str) -> tuple[int, int]:
-        length = 0
         async with client.stream("GET", origin + path) as resp:
-            async for chunk in resp.aiter_raw():
-                length += len(chunk)
-                stats.bytes += len(chunk)
-            return resp.status_code, length
+            return resp.status_code, await count(resp.aiter_raw(), stats)
 
     return fetch, client.aclose
 
@@ -318,12 +315,8 @@ async def make_aiosonic_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, 
     client = _aiosonic_client(n)
 
     async def fetch(path: str) -> tuple[int, int]:
-        length = 0
         resp = await client.request(origin + path, stream=True)
-        async for chunk in resp.read_chunks():
-            length += len(chunk)
-            stats.bytes += len(chunk)
-        return resp.status_code, length
+        return resp.status_code, await count(resp.read_chunks(), stats)
 
     return fetch, client.aclose
 
