@@ -112,7 +112,9 @@ fn connect_failed(pool: &Arc<Pool>, id: u64, err: Error) {
 /// A request whose bytes were queued for writing.
 struct Running {
     req: Request,
-    /// Offset in the connection's output at which this request's bytes end.
+    /// Offsets in the connection's output at which this request's bytes
+    /// begin and end.
+    start: u64,
     end: u64,
     sent: bool,
     /// Streaming body: how many bytes were queued, and whether a pull is out.
@@ -136,6 +138,43 @@ struct Stream {
     queued: u64,
     pulling: bool,
     ended: bool,
+}
+
+/// How far a running request got. The teardown decides from this alone
+/// what may be sent again on a new connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Queued for the socket; not one byte of it was written.
+    Unwritten,
+    /// Some or all of it was written; not one byte of an answer arrived.
+    Written,
+    /// An answer began (a 1xx or the final head).
+    Answered,
+}
+
+impl Running {
+    fn phase(&self, written: u64) -> Phase {
+        if self.info_bytes > 0 || !matches!(self.response, Response::Head) {
+            Phase::Answered
+        } else if written > self.start {
+            Phase::Written
+        } else {
+            Phase::Unwritten
+        }
+    }
+
+    /// undici's rule: a request that was answered is never sent again, nor
+    /// one that was written and is not idempotent, nor one whose streamed
+    /// body was consumed. Anything else never reached the server's
+    /// application as far as anyone can tell, and may go again.
+    fn may_resend(&self, written: u64) -> bool {
+        let replayable = self.stream.is_none();
+        match self.phase(written) {
+            Phase::Unwritten => replayable,
+            Phase::Written => replayable && self.req.flags.idempotent,
+            Phase::Answered => false,
+        }
+    }
 }
 
 enum Response {
@@ -226,8 +265,18 @@ impl Conn {
     /// Takes new work from the scheduler and writes what it can.
     fn step(&mut self) -> Result<(), Error> {
         if self.running.iter().any(|r| r.req.ctl.is_aborted()) {
-            // Bytes of it may be on the wire: only a new socket is safe.
-            return Err(Error::Informational("aborted"));
+            // Its answer is (or will be) on the wire: only a new socket is
+            // safe. Close it now if that loses nothing (whatever else runs
+            // here may be re-sent); otherwise once the requests ahead of it
+            // are answered (it blocks the connection meanwhile).
+            let written = self.written;
+            let lossless = self
+                .running
+                .iter()
+                .all(|r| r.req.ctl.is_aborted() || r.may_resend(written));
+            if lossless || self.running[0].req.ctl.is_aborted() {
+                return Err(Error::Informational("aborted"));
+            }
         }
         loop {
             self.take_work()?;
@@ -338,13 +387,15 @@ impl Conn {
         }
     }
 
-    /// Writing stops while a `blocking` request awaits its head or a
-    /// streaming body is still going out.
+    /// Writing stops while a `blocking` request awaits its head, a
+    /// streaming body is still going out, or an aborted request waits to
+    /// reach the head (the socket closes then; nothing more may go on it).
     fn blocked(&self) -> bool {
         self.running.iter().any(|r| {
             (r.req.flags.blocking && matches!(r.response, Response::Head))
                 || r.stream.as_ref().is_some_and(|s| !s.ended)
                 || r.awaiting_continue
+                || r.req.ctl.is_aborted()
         })
     }
 
@@ -361,6 +412,7 @@ impl Conn {
         {
             self.reset = true;
         }
+        let start = self.queued;
         self.queue(req.head_start.clone());
         if !req.flags.upgrade {
             self.queue(Bytes::from_static(if self.reset {
@@ -395,6 +447,7 @@ impl Conn {
         }
         self.running.push_back(Running {
             req,
+            start,
             end: if awaiting_continue {
                 u64::MAX
             } else {
@@ -842,9 +895,6 @@ impl Conn {
             && head.req.attempts < 2
     }
 
-    /// The connection ended with `err`: fail the head of the pipeline (unless
-    /// the reason is informational), send the rest back to be re-sent, and let
-    /// the scheduler open a new connection if work remains.
     /// The request that switched protocols, if one did, with its head.
     fn take_upgrade(&mut self) -> Option<(Request, Head)> {
         let head = self.upgraded.take()?;
@@ -852,33 +902,34 @@ impl Conn {
         Some((r.req, head))
     }
 
+    /// The connection ended with `err`: fail the head of the pipeline (unless
+    /// the reason is informational), send back what `may_resend` allows, fail
+    /// the rest, and let the scheduler open a new connection if work remains.
     fn finish(&mut self, err: Error) {
         let pool = self.pool.clone();
         let mut st = pool.lock();
-        let mut running = std::mem::take(&mut self.running);
-        if let Some(destroyed) = st.destroyed.clone() {
-            fail_all(running.drain(..).map(|r| r.req), &destroyed);
-        } else if !err.is_informational() && !self.lost_race(&running, &err) {
-            if let Some(mut head) = running.pop_front() {
-                if !head.req.ctl.is_aborted() {
-                    self.dirty.push(&head.req.sink, Event::Error(err.clone()));
-                }
-                head.req.settled = true;
-            }
-        }
+        let running = std::mem::take(&mut self.running);
+        let head_fails = !err.is_informational() && !self.lost_race(&running, &err);
         let mut again: Vec<Request> = Vec::new();
-        for mut r in running {
-            if r.req.ctl.is_aborted() {
-                r.req.settled = true;
+        for (i, mut r) in running.into_iter().enumerate() {
+            let failure = if r.req.ctl.is_aborted() {
+                None // its handler already got the abort error
+            } else if let Some(destroyed) = &st.destroyed {
+                Some(destroyed.clone())
+            } else if i == 0 && head_fails {
+                Some(err.clone())
+            } else if r.may_resend(self.written) {
+                again.push(r.req);
                 continue;
+            } else {
+                Some(Error::socket(
+                    "the connection closed before this request's response ended",
+                ))
+            };
+            if let Some(e) = failure {
+                self.dirty.push(&r.req.sink, Event::Error(e));
             }
-            if r.stream.is_some() && r.req.attempts > 0 {
-                // Its body was consumed: it cannot be written again.
-                self.dirty.push(&r.req.sink, Event::Error(err.clone()));
-                r.req.settled = true;
-                continue;
-            }
-            again.push(r.req);
+            r.req.settled = true;
         }
         if let Some(pos) = st.conns.iter().position(|c| c.id == self.id) {
             let slot = st.conns.remove(pos);
