@@ -92,6 +92,8 @@ class Res:
     headers: dict[str, Any] = field(default_factory=dict)
     """Must be present with these values."""
     absent_headers: tuple[str, ...] = ()
+    header_count: int | None = None
+    """If given, ``len(resp.headers)``."""
     trailers: dict[str, Any] | None = None
     infos: tuple[int, ...] = ()
 
@@ -122,6 +124,26 @@ def te_body(*chunk_lines: bytes) -> bytes:
     return ok(CHUNKED, body=b"".join(chunk_lines))
 
 
+MAX_HEADER_SIZE = 16384
+"""The default ``max_header_size``."""
+
+
+def many_fields(n: int, size: int) -> tuple[bytes, dict[str, str]]:
+    """A 200 head of exactly ``size`` bytes: ``Content-Length: 2`` and ``n`` fields
+    ``X-000: 0`` ... (the last value padded to reach ``size``), then the body ``ok``.
+    Returns the bytes and the fields as ``request()``'s headers must show them."""
+    fields = [b"X-%03d: %d" % (i, i) for i in range(n)]
+    fields[-1] += b"p" * (size - len(ok(b"Content-Length: 2", *fields)))
+    wire = ok(b"Content-Length: 2", *fields)
+    assert len(wire) == size
+    headers = dict(f.decode().lower().split(": ", 1) for f in fields)
+    return wire + b"ok", {"content-length": "2", **headers}
+
+
+FIELDS_500_AT_LIMIT, HEADERS_500_AT_LIMIT = many_fields(500, MAX_HEADER_SIZE)
+FIELDS_500_UNDER_LIMIT, HEADERS_500_UNDER_LIMIT = many_fields(500, MAX_HEADER_SIZE - 384)
+
+
 CASES: list[Case] = [
     # ---- rows 1-3: Content-Length vs Transfer-Encoding, repeated Content-Length
     Case("r01-cl-then-te", ok(b"Content-Length: 5", CHUNKED, body=HELLO_CHUNKED),
@@ -131,10 +153,17 @@ CASES: list[Case] = [
     Case("r02-two-cl-differ", ok(b"Content-Length: 1", b"Content-Length: 2", body=b"ab"),
          P("HPE_UNEXPECTED_CONTENT_LENGTH")),
     Case("r02-cl-list-differs", ok(b"Content-Length: 3, 4", body=b"abcd"),
-         P("HPE_UNEXPECTED_CONTENT_LENGTH")),
-    Case("r03-two-cl-same", ok(b"Content-Length: 3", b"Content-Length: 3", body=b"abc"),
-         Res(b"abc")),
-    Case("r03-cl-list-same", ok(b"Content-Length: 3,3", body=b"abc"), Res(b"abc")),
+         P("HPE_INVALID_CONTENT_LENGTH")),
+    # Equal values too (llhttp: "Duplicate Content-Length"; a list is no number).
+    *cases_for("r03", [
+        ("two-cl-same", ok(b"Content-Length: 2", b"Content-Length: 2", body=b"ok")),
+        ("two-cl-same-case-differs", ok(b"Content-Length: 2", b"X: y", b"content-length: 2",
+                                        body=b"ok")),
+    ], P("HPE_UNEXPECTED_CONTENT_LENGTH")),
+    *cases_for("r03", [
+        ("cl-list-same", ok(b"Content-Length: 2, 2", body=b"ok")),
+        ("cl-list-same-no-space", ok(b"Content-Length: 3,3", body=b"abc")),
+    ], P("HPE_INVALID_CONTENT_LENGTH")),
     # ---- rows 4-6: Content-Length syntax
     *cases_for("r04-cl", [
         ("minus-one", ok(b"Content-Length: -1", body=b"x")),
@@ -226,8 +255,12 @@ CASES: list[Case] = [
             headers={"transfer-encoding": "chunked"},
             trailers={"content-length": "999", "transfer-encoding": "gzip",
                       "host": "evil.example", "trailer": "x", "x-sum": "42"})),
+    # Only bytes count: 1000 small trailers fit max_header_size, 2000 do not.
     Case("r25-1000-trailers", te_body(
         b"5\r\nhello\r\n0\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(1000)) + b"\r\n"),
+        Res(b"hello", trailers={f"x-{i}": "v" for i in range(1000)})),
+    Case("r25-2000-trailers", te_body(
+        b"5\r\nhello\r\n0\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(2000)) + b"\r\n"),
         OVERFLOW),
     Case("r25-endless-trailer-line", te_body(b"5\r\nhello\r\n0\r\nX-T: " + b"t" * 40_000),
          OVERFLOW),
@@ -299,8 +332,17 @@ CASES: list[Case] = [
     # ---- rows 41-42: oversized heads (default max_header_size 16 KiB)
     Case("r41-head-never-ends", b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * 40_000, OVERFLOW),
     Case("r41-endless-status-line", b"HTTP/1.1 200 " + b"r" * 40_000, OVERFLOW),
+    # The field count is no limit, only the bytes are (undici).
     Case("r42-1000-small-headers",
-         ok(*(b"X-%d: v" % i for i in range(1000)), b"Content-Length: 0"), OVERFLOW),
+         ok(*(b"X-%d: v" % i for i in range(1000)), b"Content-Length: 0"),
+         Res(b"", headers={f"x-{i}": "v" for i in range(1000)}, header_count=1001)),
+    Case("r42-2000-small-headers",
+         ok(*(b"X-%d: v" % i for i in range(2000)), b"Content-Length: 0"), OVERFLOW),
+    Case("r42-500-headers-under-max-header-size", FIELDS_500_UNDER_LIMIT,
+         Res(b"ok", headers=HEADERS_500_UNDER_LIMIT, header_count=501)),
+    Case("r42-500-headers-at-max-header-size", FIELDS_500_AT_LIMIT,
+         Res(b"ok", headers=HEADERS_500_AT_LIMIT, header_count=501)),
+    Case("r42-500-headers-one-byte-over", many_fields(500, MAX_HEADER_SIZE + 1)[0], OVERFLOW),
     Case("r42-500k-header", ok(b"X-Big: " + b"b" * 500_000, b"Content-Length: 0"), OVERFLOW),
     Case("r42-max-header-size-small", ok(b"Content-Length: 0", b"X-Pad: " + b"p" * 100),
          OVERFLOW, client={"max_header_size": 64}),
@@ -399,6 +441,8 @@ def check(out: Outcome, expect: Err | Res) -> None:
         assert out.headers.get(name) == value, (name, out.headers)
     for name in expect.absent_headers:
         assert name not in out.headers, (name, out.headers)
+    if expect.header_count is not None:
+        assert len(out.headers) == expect.header_count
     if expect.trailers is not None:
         assert out.trailers == expect.trailers
     assert tuple(i["status_code"] for i in out.infos) == expect.infos

@@ -15,6 +15,9 @@
 //! Cost: each call scans at most `max_header_size` bytes from the start; the
 //! caller calls once per read, so an endless head costs O(limit) per read and
 //! fails with `HeadersOverflow` as soon as the buffer passes the limit.
+//!
+//! Limits: only bytes, as undici. A head or trailer section may have any number
+//! of fields as long as it fits `max_header_size`; there is no field count.
 
 use std::mem::MaybeUninit;
 
@@ -22,8 +25,9 @@ use bytes::BytesMut;
 
 use super::{Framing, ParseError, RawHeaders, Span};
 
-/// At most this many fields in a head or a trailer section; more is `HeadersOverflow`.
-pub const MAX_HEADERS: usize = 128;
+/// httparse field slots on the stack: a head with more fields than this is
+/// tokenised again with slots on the heap (see `with_slots`). Not a limit.
+const STACK_FIELDS: usize = 128;
 
 /// What the head parser needs to know about the request this response answers.
 #[derive(Clone, Copy, Debug)]
@@ -201,44 +205,96 @@ fn scan_lines(w: &[u8], start: usize, start_line: bool) -> LineScan {
 // httparse
 // ---------------------------------------------------------------------------
 
+/// (name, value) ranges of a block's fields, in wire order.
+type FieldSpans = Vec<(Span, Span)>;
+
 /// What httparse found in a complete head, as offsets into it.
 struct ParsedHead {
     len: usize,
     version: u8,
     status: u16,
     reason: Span,
-    spans: Vec<(Span, Span)>,
+    spans: FieldSpans,
+}
+
+/// Run an httparse call with enough field slots. Ordinary heads fit
+/// `STACK_FIELDS` slots on the stack, so they allocate nothing here. Only when
+/// httparse runs out of them does it run again, with one heap slot per line of
+/// `bytes`: a field needs a line of its own, so that is always enough, and
+/// `max_header_size` bounds `bytes` and so the slots.
+fn with_slots<H: Copy, T>(
+    bytes: &[u8],
+    empty: H,
+    mut parse: impl FnMut(&mut [H]) -> Result<T, httparse::Error>,
+) -> Result<T, httparse::Error> {
+    match parse(&mut [empty; STACK_FIELDS]) {
+        Err(httparse::Error::TooManyHeaders) => {}
+        done => return done,
+    }
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    parse(&mut vec![empty; lines])
+}
+
+/// httparse over a response head: the status, version, code and (if it is
+/// complete) the field spans.
+fn tokenise_head(head: &[u8]) -> Result<TokenisedHead, httparse::Error> {
+    with_slots(head, MaybeUninit::uninit(), |slots| {
+        let mut res = httparse::Response::new(&mut []);
+        let status = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, head, slots)?;
+        // An incomplete prefix is only checked for errors: no spans.
+        let spans = match status {
+            httparse::Status::Complete(_) => field_spans(head, res.headers),
+            httparse::Status::Partial => Vec::new(),
+        };
+        Ok(TokenisedHead {
+            status,
+            version: res.version,
+            code: res.code,
+            spans,
+        })
+    })
+}
+
+struct TokenisedHead {
+    status: httparse::Status<usize>,
+    version: Option<u8>,
+    code: Option<u16>,
+    spans: FieldSpans,
+}
+
+/// httparse over a trailer section: how far it got and the field spans
+/// (`None`: incomplete).
+fn tokenise_fields(block: &[u8]) -> Result<Option<(usize, FieldSpans)>, httparse::Error> {
+    with_slots(block, httparse::EMPTY_HEADER, |slots| {
+        Ok(match httparse::parse_headers(block, slots)? {
+            httparse::Status::Complete((n, fields)) => Some((n, field_spans(block, fields))),
+            httparse::Status::Partial => None,
+        })
+    })
 }
 
 /// Report an httparse error found in an incomplete head prefix.
 fn check_head_prefix(prefix: &[u8]) -> Result<(), ParseError> {
-    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut []);
-    httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut res, prefix, &mut slots)
+    tokenise_head(prefix)
         .map(drop)
         .map_err(|e| map_httparse(e, prefix))
 }
 
 /// Report an httparse error found in an incomplete trailer prefix.
 fn check_fields_prefix(prefix: &[u8]) -> Result<(), ParseError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    httparse::parse_headers(prefix, &mut slots)
+    tokenise_fields(prefix)
         .map(drop)
         .map_err(|e| map_httparse(e, prefix))
 }
 
 /// Tokenise a head whose line structure `scan_lines` has already checked.
 fn parse_complete_head(head: &[u8], start: usize) -> Result<ParsedHead, ParseError> {
-    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut []);
-    let status = httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut res, head, &mut slots)
-        .map_err(|e| map_httparse(e, head))?;
-    if status != httparse::Status::Complete(head.len()) {
+    let t = tokenise_head(head).map_err(|e| map_httparse(e, head))?;
+    if t.status != httparse::Status::Complete(head.len()) {
         return Err(MALFORMED_HEAD);
     }
-    let (Some(version), Some(code)) = (res.version, res.code) else {
+    let (Some(version), Some(code)) = (t.version, t.code) else {
         return Err(MALFORMED_HEAD);
     };
     if version > 1 {
@@ -258,17 +314,14 @@ fn parse_complete_head(head: &[u8], start: usize) -> Result<ParsedHead, ParseErr
         version,
         status: code,
         reason: reason_span(head, start),
-        spans: field_spans(head, res.headers),
+        spans: t.spans,
     })
 }
 
 /// Tokenise a trailer section whose line structure is already checked.
-fn parse_complete_fields(block: &[u8]) -> Result<Vec<(Span, Span)>, ParseError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::parse_headers(block, &mut slots) {
-        Ok(httparse::Status::Complete((n, fields))) if n == block.len() => {
-            Ok(field_spans(block, fields))
-        }
+fn parse_complete_fields(block: &[u8]) -> Result<FieldSpans, ParseError> {
+    match tokenise_fields(block) {
+        Ok(Some((n, spans))) if n == block.len() => Ok(spans),
         Ok(_) => Err(MALFORMED_HEAD),
         Err(e) => Err(map_httparse(e, block)),
     }
@@ -283,7 +336,7 @@ fn reason_span(head: &[u8], start: usize) -> Span {
 }
 
 /// The (name, value) ranges of httparse's fields, as offsets into `base`.
-fn field_spans(base: &[u8], fields: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
+fn field_spans(base: &[u8], fields: &[httparse::Header<'_>]) -> FieldSpans {
     let span = |part: &[u8]| -> Span {
         let from = part.as_ptr() as usize - base.as_ptr() as usize;
         (from as u32, (from + part.len()) as u32)
@@ -303,6 +356,7 @@ fn map_httparse(err: httparse::Error, bytes: &[u8]) -> ParseError {
         E::Status => ParseError::protocol("HPE_INVALID_STATUS", "invalid status line"),
         E::Token => ParseError::protocol("HPE_INVALID_CONSTANT", "invalid token"),
         E::Version => version_error(bytes),
+        // Not reached: `with_slots` gives httparse a slot per line.
         E::TooManyHeaders => ParseError::HeadersOverflow,
     }
 }
@@ -352,23 +406,21 @@ impl FieldSummary {
         Ok(s)
     }
 
-    /// Every element of every Content-Length line must be the same number.
+    /// One Content-Length line holding one number (1*DIGIT). A second line is
+    /// refused even with the same value, and so is a list ("2, 2"), as llhttp
+    /// (undici) does: framing headers get no leniency (see docs/choices.md).
     fn add_content_length(&mut self, value: &[u8]) -> Result<(), ParseError> {
-        for part in value.split(|&b| b == b',') {
-            let n = parse_decimal(trim_ows(part)).ok_or(ParseError::protocol(
-                "HPE_INVALID_CONTENT_LENGTH",
-                "invalid Content-Length",
-            ))?;
-            match self.content_length {
-                Some(prev) if prev != n => {
-                    return Err(ParseError::protocol(
-                        "HPE_UNEXPECTED_CONTENT_LENGTH",
-                        "conflicting Content-Length values",
-                    ))
-                }
-                _ => self.content_length = Some(n),
-            }
+        if self.content_length.is_some() {
+            return Err(ParseError::protocol(
+                "HPE_UNEXPECTED_CONTENT_LENGTH",
+                "duplicate Content-Length",
+            ));
         }
+        let n = parse_decimal(trim_ows(value)).ok_or(ParseError::protocol(
+            "HPE_INVALID_CONTENT_LENGTH",
+            "invalid Content-Length",
+        ))?;
+        self.content_length = Some(n);
         Ok(())
     }
 
@@ -550,6 +602,19 @@ mod tests {
                     "prefix of {cut} bytes of {:?}",
                     String::from_utf8_lossy(bytes)
                 ),
+            }
+        }
+        full
+    }
+
+    /// `parse_with` for big heads: checks every 97th prefix and the last 64.
+    fn parse_sampled(bytes: &[u8], ctx: &HeadContext) -> Result<Option<ResponseHead>, ParseError> {
+        let full = parse_once(bytes, ctx);
+        let tail = bytes.len().saturating_sub(64);
+        for cut in (0..tail).step_by(97).chain(tail..bytes.len()) {
+            match parse_once(&bytes[..cut], ctx) {
+                Ok(None) => {}
+                other => assert_eq!(other, full, "prefix of {cut} bytes"),
             }
         }
         full
@@ -888,16 +953,17 @@ mod tests {
 
     #[test]
     fn head_limits() {
-        // 128 fields are fine, 129 overflow.
-        let lines: Vec<Vec<u8>> = (0..129)
+        // The field count is no limit (undici): 128, 129 and 500 fields parse.
+        let lines: Vec<Vec<u8>> = (0..500)
             .map(|i| format!("X-{i}: {i}").into_bytes())
             .collect();
         let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
-        assert_eq!(head(&with_fields(&refs[..128])).headers.len(), 128);
-        assert_eq!(
-            parse_once(&with_fields(&refs), &ctx()),
-            Err(ParseError::HeadersOverflow)
-        );
+        for n in [128, 129] {
+            assert_eq!(head(&with_fields(&refs[..n])).headers.len(), n);
+        }
+        let h = parse_sampled(&with_fields(&refs), &ctx()).unwrap().unwrap();
+        assert_eq!(h.headers.len(), 500);
+        assert_eq!(h.headers.get(b"x-499"), Some(&b"499"[..]));
 
         // A head of exactly the limit parses; one byte more overflows.
         let small = HeadContext {
@@ -950,22 +1016,129 @@ mod tests {
         );
         // All at once.
         assert_eq!(parse_once(&wire, &ctx()), Err(ParseError::HeadersOverflow));
-        // 1000 small fields.
-        let many: Vec<u8> = (0..1000)
-            .flat_map(|i| format!("X-{i}: v\r\n").into_bytes())
-            .collect();
-        let wire = [&b"HTTP/1.1 200 OK\r\n"[..], &many, b"\r\n"].concat();
+        // Many small fields: only their bytes count.
+        let fields = |n: usize| -> Vec<u8> {
+            let many: Vec<u8> = (0..n)
+                .flat_map(|i| format!("X-{i}: v\r\n").into_bytes())
+                .collect();
+            [&b"HTTP/1.1 200 OK\r\n"[..], &many, b"\r\n"].concat()
+        };
         let big = HeadContext {
             max_header_size: 1 << 20,
             ..ctx()
         };
-        assert_eq!(parse_once(&wire, &big), Err(ParseError::HeadersOverflow));
+        let thousand = fields(1000);
+        assert!(thousand.len() < MAX);
+        for c in [&ctx(), &big] {
+            let h = parse_once(&thousand, c).unwrap().unwrap();
+            assert_eq!(h.headers.len(), 1000);
+        }
+        let wire = fields(5000);
+        assert!(wire.len() > MAX);
         assert_eq!(parse_once(&wire, &ctx()), Err(ParseError::HeadersOverflow));
+        assert_eq!(
+            parse_once(&wire, &big).unwrap().unwrap().headers.len(),
+            5000
+        );
+        // Fed in 1 KiB reads: an overflow as soon as the limit is passed, and a
+        // head under a larger limit parsed once whole.
+        for (c, want_fields) in [(&ctx(), None), (&big, Some(5000))] {
+            let mut buf = BytesMut::new();
+            let mut verdict = Ok(None);
+            for piece in wire.chunks(1024) {
+                buf.extend_from_slice(piece);
+                verdict = parse_head(&mut buf, c);
+                if verdict != Ok(None) {
+                    break;
+                }
+            }
+            match want_fields {
+                None => {
+                    assert_eq!(verdict, Err(ParseError::HeadersOverflow));
+                    assert!(buf.len() <= MAX + 1024);
+                }
+                Some(n) => assert_eq!(verdict.unwrap().unwrap().headers.len(), n),
+            }
+        }
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "took {:?}",
             started.elapsed()
         );
+    }
+
+    /// A head of `n` fields (`X-000: ...`, values padded at the last field)
+    /// that is exactly `total` bytes long.
+    fn head_of_size(n: usize, total: usize) -> Vec<u8> {
+        let lines: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("X-{i:03}: {i}").into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        let short = with_fields(&refs).len();
+        let mut last = lines[n - 1].clone();
+        last.resize(last.len() + total - short, b'p');
+        let mut refs = refs;
+        refs[n - 1] = &last;
+        let wire = with_fields(&refs);
+        assert_eq!(wire.len(), total);
+        wire
+    }
+
+    #[test]
+    fn many_fields_up_to_the_byte_limit() {
+        // 500 fields filling max_header_size to the byte (and one byte less) parse,
+        // the body stays in the buffer; one byte more overflows.
+        for total in [MAX - 1, MAX] {
+            let wire = head_of_size(500, total);
+            let mut buf = BytesMut::from(&[&wire[..], b"rest"].concat()[..]);
+            let h = parse_head(&mut buf, &ctx()).unwrap().unwrap();
+            assert_eq!(h.headers.len(), 500);
+            for (i, (name, value)) in h.headers.iter().enumerate().take(499) {
+                assert_eq!(name, format!("X-{i:03}").as_bytes());
+                assert_eq!(value, i.to_string().as_bytes());
+            }
+            assert_eq!(&buf[..], b"rest");
+            assert_eq!(h.headers.buf.len(), total);
+            assert_eq!(parse_sampled(&wire, &ctx()), Ok(Some(h)));
+        }
+        let over = head_of_size(500, MAX + 1);
+        assert_eq!(
+            parse_sampled(&over, &ctx()),
+            Err(ParseError::HeadersOverflow)
+        );
+        // The densest head: 4-byte field lines up to the limit.
+        let dense = [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            &b"a:\r\n".repeat((MAX - 19) / 4),
+            b"\r\n",
+        ]
+        .concat();
+        assert_eq!(
+            parse_once(&dense, &ctx()).unwrap().unwrap().headers.len(),
+            (MAX - 19) / 4
+        );
+    }
+
+    #[test]
+    fn errors_after_many_fields_are_found() {
+        // Past the stack slots, an error is still reported, whole or still
+        // incomplete (the prefix check takes the heap path too).
+        let lines: Vec<Vec<u8>> = (0..300)
+            .map(|i| format!("X-{i}: {i}").into_bytes())
+            .collect();
+        let mut refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        refs.push(b"Bad Name: x");
+        let wire = with_fields(&refs);
+        let bad_name = ParseError::protocol("HPE_INVALID_HEADER_TOKEN", "invalid header name");
+        assert_eq!(parse_sampled(&wire, &ctx()), Err(bad_name.clone()));
+        // Without the head's end ("...Bad Name: x").
+        let cut = wire.len() - 4;
+        assert_eq!(parse_once(&wire[..cut], &ctx()), Err(bad_name));
+        // And framing fields after them still count.
+        refs.pop();
+        refs.push(b"Content-Length: 2");
+        refs.push(b"Content-Length: 2");
+        assert_eq!(parse_once(&with_fields(&refs), &ctx()), Err(DUPLICATE_CL));
     }
 
     // --- framing (rows 1-12, 54-61) ---------------------------------------
@@ -983,17 +1156,6 @@ mod tests {
         assert_eq!(
             framing(&[b"Content-Length: 10000000000"]),
             Framing::Length(10_000_000_000)
-        );
-        // "3,3" and repeated equal lines are one value.
-        assert_eq!(framing(&[b"Content-Length: 3,3"]), Framing::Length(3));
-        assert_eq!(framing(&[b"Content-Length: 3 ,\t3"]), Framing::Length(3));
-        assert_eq!(
-            framing(&[b"Content-Length: 3", b"Content-Length: 3"]),
-            Framing::Length(3)
-        );
-        assert_eq!(
-            framing(&[b"Content-Length: 3", b"content-length: 003"]),
-            Framing::Length(3)
         );
         // Not Content-Length.
         assert_eq!(framing(&[b"Content-Length-X: 5"]), Framing::Close);
@@ -1015,6 +1177,11 @@ mod tests {
             b"Content-Length: 3,",
             b"Content-Length: ,3",
             b"Content-Length: 3,,3",
+            // A list is refused even when its values agree (llhttp).
+            b"Content-Length: 2, 2",
+            b"Content-Length: 3,3",
+            b"Content-Length: 3 ,\t3",
+            b"Content-Length: 3,4",
             b"Content-Length: 00000000000000000005",
             b"Content-Length: 18446744073709551615",
             b"Content-Length: 18446744073709551616",
@@ -1030,15 +1197,45 @@ mod tests {
         }
         let huge = [&b"Content-Length: "[..], &vec![b'9'; 10_000]].concat();
         assert_eq!(code(&with_fields(&[&huge])), "HPE_INVALID_CONTENT_LENGTH");
-        // Differing values.
+        // A second Content-Length line, whatever its value (llhttp: "Duplicate
+        // Content-Length"); a bad first value is reported first.
         for fields in [
             &[&b"Content-Length: 1"[..], b"Content-Length: 2"][..],
-            &[b"Content-Length: 3,4"],
+            &[b"Content-Length: 2", b"Content-Length: 2"],
+            &[b"Content-Length: 3", b"content-length: 003"],
+            &[b"Content-Length: 0", b"X: y", b"CONTENT-LENGTH: 0"],
             &[b"Content-Length: 3", b"Content-Length: 3, 4"],
+            &[b"Content-Length: 3", b"Content-Length: x"],
         ] {
-            assert_eq!(code(&with_fields(fields)), "HPE_UNEXPECTED_CONTENT_LENGTH");
+            assert_eq!(err(&with_fields(fields)), DUPLICATE_CL, "{fields:?}");
         }
+        assert_eq!(
+            code(&with_fields(&[b"Content-Length: x", b"Content-Length: 3"])),
+            "HPE_INVALID_CONTENT_LENGTH"
+        );
+        // Also where the value would not frame a body (llhttp checks while
+        // reading the fields).
+        let head_ctx = HeadContext {
+            method_is_head: true,
+            ..ctx()
+        };
+        let twice: &[&[u8]] = &[b"Content-Length: 2", b"Content-Length: 2"];
+        assert_eq!(err_with(&with_fields(twice), &head_ctx), DUPLICATE_CL);
+        for status in [
+            &b"HTTP/1.1 304 Not Modified"[..],
+            b"HTTP/1.1 103 Early Hints",
+        ] {
+            assert_eq!(err(&with_status(status, twice)), DUPLICATE_CL);
+        }
+        // A rejected head is not taken off the buffer.
+        let wire = [&with_fields(twice)[..], b"ok"].concat();
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(parse_head(&mut buf, &ctx()), Err(DUPLICATE_CL));
+        assert_eq!(&buf[..], &wire[..]);
     }
+
+    const DUPLICATE_CL: ParseError =
+        ParseError::protocol("HPE_UNEXPECTED_CONTENT_LENGTH", "duplicate Content-Length");
 
     #[test]
     fn transfer_encoding_chunked_last() {
