@@ -14,10 +14,12 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefMethods, PyWeakrefReference};
+use pyo3::PyTraverseError;
 
 use crate::convert::{header_dict, latin1, raw_list};
 use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink};
@@ -118,15 +120,11 @@ type Targets = HashMap<u64, Arc<Target>, BuildHasherDefault<IdHasher>>;
 pub enum Kind {
     /// A user's `dispatch()` handler object.
     Handler(Py<PyAny>),
-    /// `request()`'s native handler: resolves `future` with a `ResponseData`.
-    Request {
-        future: Py<PyAny>,
-        extras: RequestExtras,
-    },
+    /// `request()`'s native handler: resolves its future with a `ResponseData`.
+    Request { extras: RequestExtras },
     /// `stream()`'s native handler: the body goes into the writable
-    /// `factory` returns; `future` gets the `StreamData`.
+    /// `factory` returns; its future gets the `StreamData`.
     Stream {
-        future: Py<PyAny>,
         factory: Py<PyAny>,
         extras: RequestExtras,
     },
@@ -142,9 +140,13 @@ pub struct Target {
 
 #[derive(Default)]
 pub struct TargetState {
+    /// `request()` and `stream()`: the future the caller awaits, until it
+    /// is resolved (then only the caller holds the result).
+    future: Option<Py<PyAny>>,
     /// `request()`: the response body, once the head arrived (also
-    /// `stream()`'s, when throw_on_error reads an error body).
-    body: Option<Py<Body>>,
+    /// `stream()`'s, when throw_on_error reads an error body). Weak: a body
+    /// its reader dropped must be freed, which aborts its request.
+    body: Option<Py<PyWeakrefReference>>,
     /// `stream()`: the writable, once the factory returned it.
     writer: Option<stream::Writer>,
     /// The request's one `Control` (a cycle through the bridge, broken when
@@ -160,12 +162,31 @@ pub struct TargetState {
 }
 
 impl TargetState {
-    pub fn new(control: Py<Control>, source: Option<Py<PyAny>>) -> Self {
+    pub fn new(control: Py<Control>, source: Option<Py<PyAny>>, future: Option<Py<PyAny>>) -> Self {
         TargetState {
             control: Some(control),
             source,
+            future,
             ..Default::default()
         }
+    }
+}
+
+impl Target {
+    /// The response body, if its reader still holds it.
+    fn body<'py>(&self, py: Python<'py>) -> Option<Bound<'py, Body>> {
+        let weak = self.st.lock().body.as_ref()?.clone_ref(py);
+        weak.bind(py).upgrade()?.cast_into::<Body>().ok()
+    }
+
+    /// The body, forgotten by the target (the request ended).
+    fn take_body<'py>(&self, py: Python<'py>) -> Option<Bound<'py, Body>> {
+        let weak = self.st.lock().body.take()?;
+        weak.bind(py).upgrade()?.cast_into::<Body>().ok()
+    }
+
+    fn take_future<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.st.lock().future.take().map(|f| f.into_bound(py))
     }
 }
 
@@ -390,18 +411,12 @@ impl LoopBridge {
                 .bind(py)
                 .call_method1(intern!(py, "on_error"), (exc,))
                 .map(drop),
-            Kind::Request { future, .. } | Kind::Stream { future, .. } => {
-                let (body, writer) = {
-                    let mut st = target.st.lock();
-                    (st.body.take(), st.writer.take())
-                };
+            Kind::Request { .. } | Kind::Stream { .. } => {
+                let writer = target.st.lock().writer.take();
                 if let Some(w) = writer {
                     w.cancel(py);
                 }
-                match body {
-                    Some(b) => b.get().fail(py, exc),
-                    None => set_exception(py, future.bind(py), exc),
-                }
+                self.fail_body_or_future(py, target, exc)
             }
             Kind::Dispatcher(_) => Ok(()),
         };
@@ -551,11 +566,9 @@ impl LoopBridge {
         target: &Arc<Target>,
         event: Event,
     ) -> PyResult<()> {
-        let (Kind::Request { future, extras } | Kind::Stream { future, extras, .. }) = &target.kind
-        else {
+        let (Kind::Request { extras } | Kind::Stream { extras, .. }) = &target.kind else {
             unreachable!("a request or stream target")
         };
-        let future = future.bind(py);
         match event {
             Event::Info(head) => {
                 if let Some(cb) = &extras.on_info {
@@ -574,9 +587,9 @@ impl LoopBridge {
                     None,
                     PyDict::new(py),
                 );
-                let body = Py::new(py, body)?;
-                target.st.lock().body = Some(body.clone_ref(py));
-                self.resolve(py, future, extras, head, body)?;
+                let body = Bound::new(py, body)?;
+                target.st.lock().body = Some(PyWeakrefReference::new(&body)?.unbind());
+                self.resolve(py, target, extras, head, body.unbind())?;
             }
             Event::Full(head, data, trailers) => {
                 self.remove(token);
@@ -587,29 +600,23 @@ impl LoopBridge {
                     Some(data),
                     header_dict(py, &trailers)?,
                 );
-                self.resolve(py, future, extras, head, Py::new(py, body)?)?;
+                self.resolve(py, target, extras, head, Py::new(py, body)?)?;
             }
             Event::Data(b) => {
-                let body = target.st.lock().body.as_ref().map(|b| b.clone_ref(py));
-                if let Some(body) = body {
+                if let Some(body) = target.body(py) {
                     body.get().push(py, b)?;
                 }
             }
             Event::Complete(trailers) => {
                 self.remove(token);
-                let body = target.st.lock().body.take();
-                if let Some(body) = body {
+                if let Some(body) = target.take_body(py) {
                     body.get().end(py, &trailers)?;
                 }
             }
             Event::Error(e) => {
                 self.remove(token);
                 let exc = self.error_value(py, target, &e)?;
-                let body = target.st.lock().body.take();
-                match body {
-                    Some(b) => b.get().fail(py, exc)?,
-                    None => set_exception(py, future, exc)?,
-                }
+                self.fail_body_or_future(py, target, exc)?;
             }
             Event::BodyPull => self.pull_body(py, target)?,
             _ => {}
@@ -617,15 +624,35 @@ impl LoopBridge {
         Ok(())
     }
 
-    /// Resolves `request()`'s future with a `ResponseData`.
+    /// A failed request: its body fails if the caller has it, else its future.
+    fn fail_body_or_future(
+        &self,
+        py: Python<'_>,
+        target: &Target,
+        exc: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if let Some(body) = target.take_body(py) {
+            return body.get().fail(py, exc);
+        }
+        match target.take_future(py) {
+            Some(f) => set_exception(py, &f, exc),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves `request()`'s future with a `ResponseData` (and lets go of
+    /// the future: from now on only the caller holds the response).
     fn resolve(
         &self,
         py: Python<'_>,
-        future: &Bound<'_, PyAny>,
+        target: &Target,
         extras: &RequestExtras,
         head: Head,
         body: Py<Body>,
     ) -> PyResult<()> {
+        let Some(future) = target.take_future(py) else {
+            return Ok(());
+        };
         let status = head.status;
         let rd = ResponseData::new(head, body.clone_ref(py), extras.opaque(py));
         let rd = Bound::new(py, rd)?;
@@ -633,7 +660,7 @@ impl LoopBridge {
             names(py)?.reject_status.bind(py).call1((future, rd))?;
             return Ok(());
         }
-        if !set_result(py, future, rd.into_any())? {
+        if !set_result(py, &future, rd.into_any())? {
             // Nobody waits for it (the caller was cancelled): release the body.
             body.get().discard();
         }
@@ -748,6 +775,10 @@ impl Control {
 
 #[pymethods]
 impl Control {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.bridge)
+    }
+
     /// Aborts the request: its handler gets `on_error(error)` (default
     /// `RequestAbortedError`) soon after, and nothing else.
     #[pyo3(signature = (error=None))]

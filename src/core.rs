@@ -138,8 +138,13 @@ impl Core {
         self.check_fork(py)?;
         let parsed = options::parse(py, opts, false)?;
         let wants_body_sent = handler.hasattr(pyo3::intern!(py, "on_body_sent"))?;
-        let (req, control) =
-            self.build(py, bridge, parsed, Kind::Handler(handler.clone().unbind()))?;
+        let (req, control) = self.build(
+            py,
+            bridge,
+            parsed,
+            Kind::Handler(handler.clone().unbind()),
+            None,
+        )?;
         let mut req = req;
         req.wants_body_sent = wants_body_sent;
         if self.pool.is_closed() {
@@ -173,11 +178,8 @@ impl Core {
         self.check_fork(py)?;
         let mut parsed = options::parse(py, opts, true)?;
         let extras = std::mem::take(&mut parsed.extras);
-        let kind = Kind::Request {
-            future: future.unbind(),
-            extras,
-        };
-        let (req, control) = self.build(py, bridge, parsed, kind)?;
+        let kind = Kind::Request { extras };
+        let (req, control) = self.build(py, bridge, parsed, kind, Some(future.unbind()))?;
         // request() never looks at "busy": no drain event for it.
         self.submit(req, false);
         Ok(control)
@@ -198,11 +200,10 @@ impl Core {
         let mut parsed = options::parse(py, opts, true)?;
         let extras = std::mem::take(&mut parsed.extras);
         let kind = Kind::Stream {
-            future: future.unbind(),
             factory: factory.unbind(),
             extras,
         };
-        let (req, control) = self.build(py, bridge, parsed, kind)?;
+        let (req, control) = self.build(py, bridge, parsed, kind, Some(future.unbind()))?;
         self.submit(req, false);
         Ok(control)
     }
@@ -271,6 +272,7 @@ impl Core {
         bridge: &Bound<'py, LoopBridge>,
         parsed: Parsed,
         kind: Kind,
+        future: Option<Py<PyAny>>,
     ) -> PyResult<(Request, Bound<'py, Control>)> {
         let b = bridge.get();
         let token = b.next_token();
@@ -290,7 +292,7 @@ impl Core {
             py,
             Control::new(token, req.ctl.clone(), bridge.clone().unbind()),
         )?;
-        let st = TargetState::new(control.clone().unbind(), parsed.source);
+        let st = TargetState::new(control.clone().unbind(), parsed.source, future);
         b.insert(
             token,
             Target {

@@ -8,11 +8,13 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
+use pyo3::exceptions::{PyResourceWarning, PyStopAsyncIteration, PyTypeError};
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::PyTraverseError;
 
 use crate::bridge::Control;
 use crate::convert::{header_dict, latin1};
@@ -42,11 +44,21 @@ enum State {
     Failed(Py<PyAny>),
 }
 
+/// Who consumes the body: it can be consumed once, by one of them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Unused,
+    /// An async iterator (the body itself): `__aiter__` again is fine.
+    Iterating,
+    /// Read whole, dumped or closed.
+    Taken,
+}
+
 struct Inner {
     chunks: VecDeque<Bytes>,
     size: usize,
     state: State,
-    used: bool,
+    used: Use,
     /// The pending consumer: what it wants and the future to resolve.
     waiter: Option<(Want, Py<PyAny>)>,
     /// Present while the request runs.
@@ -55,7 +67,9 @@ struct Inner {
 }
 
 /// The response body: an async iterable of `bytes` with the body mixin.
-#[pyclass(frozen, module = "undipy._undipy")]
+/// Weakly referenced by its request's bridge target, so that a body its
+/// reader dropped is freed (which aborts the request).
+#[pyclass(frozen, weakref, module = "undipy._undipy")]
 pub struct Body {
     inner: Mutex<Inner>,
     r#loop: Py<PyAny>,
@@ -131,7 +145,7 @@ impl Body {
                 chunks,
                 size,
                 state: if done { State::Done } else { State::Streaming },
-                used: false,
+                used: Use::Unused,
                 waiter: None,
                 control,
                 paused: false,
@@ -148,7 +162,8 @@ impl Body {
     }
 
     /// A future the bridge resolves once the body can answer `want`; reading
-    /// resumes if it was paused.
+    /// resumes if it was paused. A read cancelled while it waits (its task
+    /// was) aborts the request at once: nobody is left to read the rest.
     fn wait<'py>(
         &self,
         py: Python<'py>,
@@ -156,6 +171,10 @@ impl Body {
         want: Want,
     ) -> PyResult<Bound<'py, PyAny>> {
         let fut = self.future(py)?;
+        if let Some(c) = &inner.control {
+            let on_done = Bound::new(py, AbortIfCancelled(c.clone_ref(py)))?;
+            fut.call_method1(intern!(py, "add_done_callback"), (on_done,))?;
+        }
         inner.waiter = Some((want, fut.clone().unbind()));
         unpause(py, inner);
         Ok(fut)
@@ -174,20 +193,23 @@ impl Body {
         Ok(fut)
     }
 
-    fn take_use(&self, inner: &mut Inner) -> PyResult<()> {
-        if inner.used {
-            return Err(PyTypeError::new_err(
+    fn take_use(&self, inner: &mut Inner, how: Use) -> PyResult<()> {
+        match (inner.used, how) {
+            (Use::Unused, _) => {
+                inner.used = how;
+                Ok(())
+            }
+            (Use::Iterating, Use::Iterating) => Ok(()),
+            _ => Err(PyTypeError::new_err(
                 "unusable: the body was already consumed",
-            ));
+            )),
         }
-        inner.used = true;
-        Ok(())
     }
 
     /// Resolves with the whole body, transformed by `how`.
     fn all<'py>(&self, py: Python<'py>, how: Finish) -> PyResult<Bound<'py, PyAny>> {
         let mut inner = self.inner.lock();
-        self.take_use(&mut inner)?;
+        self.take_use(&mut inner, Use::Taken)?;
         match &inner.state {
             State::Done => {
                 let v = finish(py, how, &mut inner.chunks);
@@ -289,13 +311,20 @@ impl Body {
         Ok(())
     }
 
-    /// Nobody will read this body: stop its request.
-    pub fn discard(&self) {
+    /// Nobody will read this body: stop its request. True if it was
+    /// still arriving.
+    pub fn discard(&self) -> bool {
         let mut inner = self.inner.lock();
         inner.chunks.clear();
         inner.size = 0;
-        if let Some(c) = inner.control.take() {
-            c.get().abort_quietly();
+        let control = inner.control.take();
+        drop(inner);
+        match control {
+            Some(c) => {
+                c.get().abort_quietly();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -328,9 +357,36 @@ fn reject(py: Python<'_>, fut: &Py<PyAny>, e: PyErr) -> PyResult<()> {
 
 #[pymethods]
 impl Body {
+    // Cyclic GC: a failed body holds its exception, whose traceback holds
+    // the frame that holds the response, which holds the body.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.r#loop)?;
+        visit.call(&self.trailers)?;
+        // Never block here; a body busy on this thread is simply not collected now.
+        if let Some(inner) = self.inner.try_lock() {
+            if let State::Failed(e) = &inner.state {
+                visit.call(e)?;
+            }
+            if let Some((_, fut)) = &inner.waiter {
+                visit.call(fut)?;
+            }
+            visit.call(&inner.control)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Some(mut inner) = self.inner.try_lock() {
+            if matches!(inner.state, State::Failed(_)) {
+                inner.state = State::Done;
+            }
+            inner.waiter = None;
+        }
+    }
+
     #[getter]
     fn body_used(&self) -> bool {
-        self.inner.lock().used
+        self.inner.lock().used != Use::Unused
     }
 
     fn bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -349,7 +405,7 @@ impl Body {
     #[pyo3(signature = (limit = 262144))]
     fn dump<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
         let mut inner = self.inner.lock();
-        inner.used = true;
+        inner.used = Use::Taken;
         let seen = std::mem::take(&mut inner.chunks)
             .iter()
             .map(Bytes::len)
@@ -368,7 +424,7 @@ impl Body {
 
     /// Releases the body: the rest of it is not read.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.lock().used = true;
+        self.inner.lock().used = Use::Taken;
         self.discard();
         self.resolved(py, Ok(py.None().into_bound(py)))
     }
@@ -377,7 +433,7 @@ impl Body {
         {
             let this = slf.get();
             let mut inner = this.inner.lock();
-            this.take_use(&mut inner)?;
+            this.take_use(&mut inner, Use::Iterating)?;
         }
         Ok(slf)
     }
@@ -408,10 +464,40 @@ impl Body {
 }
 
 /// A body dropped unread aborts its request (closing the connection) rather
-/// than holding the connection forever.
+/// than holding the connection forever, and says so with a ResourceWarning.
 impl Drop for Body {
     fn drop(&mut self) {
-        self.discard();
+        if self.discard() {
+            Python::attach(|py| {
+                let warned = PyErr::warn(
+                    py,
+                    &py.get_type::<PyResourceWarning>(),
+                    c"a response body was garbage-collected before it was read: its request \
+was aborted and its connection closed (read, dump() or aclose() every body)",
+                    1,
+                );
+                if let Err(e) = warned {
+                    e.write_unraisable(py, None);
+                }
+            });
+        }
+    }
+}
+
+/// A body read's done-callback: see `Body::wait`.
+#[pyclass(frozen, module = "undipy._undipy")]
+struct AbortIfCancelled(Py<Control>);
+
+#[pymethods]
+impl AbortIfCancelled {
+    fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        if fut
+            .call_method0(intern!(fut.py(), "cancelled"))?
+            .is_truthy()?
+        {
+            self.0.get().abort_quietly();
+        }
+        Ok(())
     }
 }
 
@@ -446,6 +532,14 @@ impl ResponseData {
 
 #[pymethods]
 impl ResponseData {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.body)?;
+        visit.call(&self.opaque)?;
+        visit.call(self.headers.get())?;
+        visit.call(self.context.get())?;
+        Ok(())
+    }
+
     /// Lower-case `str` names; a repeated name gets a list of values.
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -11,7 +11,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::{names, set_exception, set_result, Kind, LoopBridge, Target};
+use super::{names, set_result, Kind, LoopBridge, Target};
 use crate::convert::header_dict;
 use crate::dispatcher::{Event, Head};
 use crate::options::RequestExtras;
@@ -45,12 +45,7 @@ impl LoopBridge {
         target: &Arc<Target>,
         event: Event,
     ) -> PyResult<()> {
-        let Kind::Stream {
-            future,
-            factory,
-            extras,
-        } = &target.kind
-        else {
+        let Kind::Stream { factory, extras } = &target.kind else {
             unreachable!("a stream target")
         };
         let error_body = target.st.lock().body.is_some();
@@ -88,7 +83,10 @@ impl LoopBridge {
                     header_dict(py, &trailers)?,
                     context,
                 ))?;
-                set_result(py, future.bind(py), data).map(drop)
+                match target.take_future(py) {
+                    Some(f) => set_result(py, &f, data).map(drop),
+                    None => Ok(()),
+                }
             }
             Event::Error(e) => {
                 self.remove(token);
@@ -97,7 +95,7 @@ impl LoopBridge {
                 if let Some(w) = writer {
                     w.cancel(py);
                 }
-                set_exception(py, future.bind(py), exc)
+                self.fail_body_or_future(py, target, exc)
             }
             _ => Ok(()),
         }
