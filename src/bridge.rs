@@ -22,12 +22,15 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefMethods, PyWeakrefReferenc
 use pyo3::PyTraverseError;
 
 use crate::convert::{header_dict, latin1, raw_list};
-use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink};
+use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink, SinkRef};
 use crate::errors::to_exception;
 use crate::options::RequestExtras;
 use crate::response::{Body, ResponseData};
 
+mod live;
 mod stream;
+
+pub use live::{Live, LiveGuard};
 
 /// Most events delivered per drain before yielding to the loop.
 const DRAIN_BATCH: usize = 1024;
@@ -129,12 +132,14 @@ pub enum Kind {
         extras: RequestExtras,
     },
     /// A dispatcher, held weakly: gets `_on_event(name, error)`.
-    Dispatcher(Py<PyAny>),
+    Dispatcher { owner: Py<PyAny>, live: Arc<Live> },
 }
 
 pub struct Target {
     pub kind: Kind,
     pub ctl: Option<Arc<RequestCtl>>,
+    /// Requests: counted among their dispatcher's live ones until dropped.
+    pub live: Option<LiveGuard>,
     pub st: Mutex<TargetState>,
 }
 
@@ -336,6 +341,11 @@ impl LoopBridge {
         self.targets.lock().get(&token).cloned()
     }
 
+    /// Forgets a target that will get no more events.
+    pub fn forget(&self, token: u64) {
+        self.remove(token);
+    }
+
     fn remove(&self, token: u64) {
         // Dropped after the lock: a handler's __del__ may dispatch again.
         let target = self.targets.lock().remove(&token);
@@ -355,10 +365,10 @@ impl LoopBridge {
             ctl.delivered_bytes(b.len());
         }
         if matches!(target.kind, Kind::Handler(_) | Kind::Stream { .. }) {
-            let aborted = target.ctl.as_ref().is_some_and(|c| c.is_aborted());
             let mut st = target.st.lock();
-            if aborted && matches!(event, Event::Error(_)) {
-                // An abort ends a paused request at once; what it held is moot.
+            if matches!(event, Event::Error(_)) {
+                // Pausing holds back data, never the end: an error ends a
+                // paused request at once, and what it held is moot.
                 st.backlog.clear();
                 st.paused = false;
             } else if st.paused || !st.backlog.is_empty() {
@@ -382,7 +392,9 @@ impl LoopBridge {
             return;
         }
         let result = match &target.kind {
-            Kind::Dispatcher(owner) => self.dispatcher_event(py, token, owner, event),
+            Kind::Dispatcher { owner, live } => {
+                self.dispatcher_event(py, token, owner, live, event)
+            }
             Kind::Handler(h) => self.handler_event(py, me, token, target, h.bind(py), event),
             Kind::Request { .. } => self.request_event(py, token, target, event),
             Kind::Stream { .. } => self.stream_event(py, me, token, target, event),
@@ -418,7 +430,7 @@ impl LoopBridge {
                 }
                 self.fail_body_or_future(py, target, exc)
             }
-            Kind::Dispatcher(_) => Ok(()),
+            Kind::Dispatcher { .. } => Ok(()),
         };
         if let Err(e) = r {
             e.write_unraisable(py, None);
@@ -547,6 +559,9 @@ impl LoopBridge {
 
     fn pause(&self, target: &Target) {
         target.st.lock().paused = true;
+        if let Some(live) = &target.live {
+            live.paused();
+        }
         if let Some(ctl) = &target.ctl {
             ctl.set_paused(true);
         }
@@ -696,6 +711,7 @@ impl LoopBridge {
         py: Python<'_>,
         token: u64,
         owner: &Py<PyAny>,
+        live: &Live,
         event: Event,
     ) -> PyResult<()> {
         let Ok(obj) = owner.bind(py).call0() else {
@@ -710,7 +726,16 @@ impl LoopBridge {
             Event::Disconnected(e) => ("disconnect", Some(e)),
             Event::ConnectionError(e) => ("connection_error", Some(e)),
             Event::Drain => ("drain", None),
-            Event::Closed => ("closed", None),
+            Event::Closed => {
+                let here = SinkRef {
+                    sink: self.queue.clone(),
+                    token,
+                };
+                if !live.closed_now(here) {
+                    return Ok(());
+                }
+                ("closed", None)
+            }
             _ => return Ok(()),
         };
         let err = match err {

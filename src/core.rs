@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::bridge::{Control, Kind, LoopBridge, Target, TargetState};
+use crate::bridge::{Control, Kind, Live, LoopBridge, Target, TargetState};
 use crate::dispatcher::{runtime, Config, Error, Origin, Pool, Request, SinkRef};
 use crate::errors::{forget_user_error, to_pyerr, user_error};
 use crate::options::{self, Parsed};
@@ -19,8 +19,10 @@ use crate::options::{self, Parsed};
 pub struct Core {
     pool: Arc<Pool>,
     generation: u64,
-    /// The dispatcher's Python object, weakly, for dispatcher events.
-    owner: Mutex<Option<Py<PyAny>>>,
+    /// Where dispatcher events go now: a bridge and the token there.
+    events: Mutex<Option<(Py<LoopBridge>, u64)>>,
+    /// Requests not yet ended for their handlers.
+    live: Arc<Live>,
     /// The error given to `destroy`, kept for as long as this dispatcher lives.
     user_error: Mutex<Option<Error>>,
 }
@@ -98,31 +100,38 @@ impl Core {
         Ok(Core {
             pool: Pool::new(cfg, rt),
             generation: runtime::generation(),
-            owner: Mutex::new(None),
+            events: Mutex::new(None),
+            live: Arc::default(),
             user_error: Mutex::new(None),
         })
     }
 
-    /// Binds dispatcher events to `bridge`'s loop; `owner` is a weakref to
-    /// the Python dispatcher. The first binding wins.
+    /// Sends dispatcher events to `bridge`'s loop from now on (the loop
+    /// that used the dispatcher last, so that `close()` resolves on the loop
+    /// that awaits it); `owner` is a weakref to the Python dispatcher.
     fn bind(&self, bridge: &Bound<'_, LoopBridge>, owner: Py<PyAny>) {
         let b = bridge.get();
-        self.pool.bind_events(|| {
-            let token = b.next_token();
-            b.insert(
-                token,
-                Target {
-                    kind: Kind::Dispatcher(owner.clone_ref(bridge.py())),
-                    ctl: None,
-                    st: Mutex::new(TargetState::default()),
+        let token = b.next_token();
+        b.insert(
+            token,
+            Target {
+                kind: Kind::Dispatcher {
+                    owner,
+                    live: self.live.clone(),
                 },
-            );
-            SinkRef {
-                sink: b.queue.clone(),
-                token,
-            }
+                ctl: None,
+                live: None,
+                st: Mutex::new(TargetState::default()),
+            },
+        );
+        self.pool.bind_events(SinkRef {
+            sink: b.queue.clone(),
+            token,
         });
-        *self.owner.lock() = Some(owner);
+        let old = self.events.lock().replace((bridge.clone().unbind(), token));
+        if let Some((old_bridge, old_token)) = old {
+            old_bridge.get().forget(old_token);
+        }
     }
 
     /// undici's `dispatch`: False when busy. The handler's `on_connect` is
@@ -137,6 +146,7 @@ impl Core {
     ) -> PyResult<bool> {
         self.check_fork(py)?;
         let parsed = options::parse(py, opts, false)?;
+        check_handler(&handler, &parsed)?;
         let wants_body_sent = handler.hasattr(pyo3::intern!(py, "on_body_sent"))?;
         let (req, control) = self.build(
             py,
@@ -224,7 +234,8 @@ impl Core {
             }
             None => Error::ClientDestroyed,
         };
-        self.pool.destroy(err);
+        self.pool.destroy(err.clone());
+        self.live.fail_paused(&err);
     }
 
     #[getter]
@@ -252,6 +263,36 @@ impl Core {
     fn destroyed(&self) -> bool {
         self.pool.is_destroyed()
     }
+}
+
+/// undici's `assertRequestHandler`: a handler missing a method it will need
+/// is refused before anything is sent (its request would otherwise vanish).
+fn check_handler(handler: &Bound<'_, PyAny>, parsed: &Parsed) -> PyResult<()> {
+    let upgrade = parsed.spec.upgrade.is_some() || parsed.spec.method == "CONNECT";
+    let needed: &[&str] = if upgrade {
+        &["on_connect", "on_error", "on_upgrade"]
+    } else {
+        &[
+            "on_connect",
+            "on_error",
+            "on_headers",
+            "on_data",
+            "on_complete",
+        ]
+    };
+    for name in needed {
+        let callable = handler.getattr_opt(*name)?.is_some_and(|m| m.is_callable());
+        if !callable {
+            return Err(crate::errors::invalid_arg(
+                handler.py(),
+                format!(
+                    "invalid {name} method: the handler has none \
+                     (subclass undipy.DispatchHandler for no-op defaults)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Core {
@@ -298,6 +339,7 @@ impl Core {
             Target {
                 kind,
                 ctl: Some(req.ctl.clone()),
+                live: Some(self.live.guard(req.sink.clone())),
                 st: Mutex::new(st),
             },
         );

@@ -98,8 +98,9 @@ pub fn parse(
             }
         }
     }
-    p.spec.path = path.ok_or_else(|| invalid_arg(py, "path must be a string"))?;
-    p.spec.method = method.ok_or_else(|| invalid_arg(py, "method must be a string"))?;
+    p.spec.path = path.ok_or_else(|| invalid_arg(py, "path is required (as in path=\"/\")"))?;
+    p.spec.method =
+        method.ok_or_else(|| invalid_arg(py, "method is required (as in method=\"GET\")"))?;
     if request_api && p.spec.method == "CONNECT" {
         return Err(invalid_arg(py, "invalid method: use connect()"));
     }
@@ -298,12 +299,47 @@ fn body(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<(Body, Option<Py<PyAny
     if let Some(bytes) = bytes_like(v)? {
         return Ok((Body::Bytes(bytes), None));
     }
-    let is_stream = v.hasattr("read")? || v.hasattr("__aiter__")? || v.hasattr("__iter__")?;
+    let is_file = v.hasattr("read")?;
+    let is_stream = is_file || v.hasattr("__aiter__")? || v.hasattr("__iter__")?;
     if is_stream && !v.is_instance_of::<PyDict>() {
-        return Ok((Body::Stream { length: None }, Some(v.clone().unbind())));
+        let length = if is_file { file_length(v) } else { None };
+        return Ok((Body::Stream { length }, Some(v.clone().unbind())));
     }
     Err(invalid_arg(
         py,
         "body must be bytes, str, a file object, an iterable or an async iterable",
     ))
+}
+
+/// What is left to read of a binary file whose size is known: a regular
+/// file (`fstat`) or a seekable stream (`seek`/`tell`), from where it is
+/// now. None for text files, pipes, sockets and anything that fails.
+fn file_length(f: &Bound<'_, PyAny>) -> Option<u64> {
+    if f.hasattr("encoding").unwrap_or(true) {
+        return None; // text mode: the bytes sent are not the bytes stored
+    }
+    let pos: u64 = f.call_method0("tell").ok()?.extract().ok()?;
+    if let Some(fd) = f
+        .call_method0("fileno")
+        .ok()
+        .and_then(|n| n.extract::<i32>().ok())
+    {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat writes a `stat` for a valid fd, or fails.
+        if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: fstat succeeded, so the struct is initialised.
+        let st = unsafe { st.assume_init() };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        return Some((st.st_size as u64).saturating_sub(pos));
+    }
+    if !f.call_method0("seekable").ok()?.is_truthy().ok()? {
+        return None;
+    }
+    let end: u64 = f.call_method1("seek", (0, 2)).ok()?.extract().ok()?;
+    f.call_method1("seek", (pos,)).ok()?;
+    Some(end.saturating_sub(pos))
 }

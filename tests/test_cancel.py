@@ -17,10 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import undipy
 from helpers import T, within
 from servers import RawConn, RawServer
-
-import undipy
 
 STREAM = b"s" * 10_000
 PIECES = 10

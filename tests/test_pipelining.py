@@ -188,16 +188,19 @@ async def _agen_body() -> AsyncIterator[bytes]:
     yield b"cde"
 
 
+CHUNKED = "transfer-encoding: chunked"
 STREAM_BODIES = {
-    "iterable": (_gen_body, chunked(b"ab", b"cde")),
-    "async-iterable": (_agen_body, chunked(b"ab", b"cde")),
-    "file": (lambda: io.BytesIO(b"abcde"), chunked(b"abcde")),
+    "iterable": (_gen_body, CHUNKED, chunked(b"ab", b"cde")),
+    "async-iterable": (_agen_body, CHUNKED, chunked(b"ab", b"cde")),
+    "file": (lambda: io.BytesIO(b"abcde"), "content-length: 5", b"abcde"),  # its size is known
 }
 
 
-@pytest.mark.parametrize(("make", "framed"), STREAM_BODIES.values(), ids=STREAM_BODIES.keys())
+@pytest.mark.parametrize(
+    ("make", "framing", "framed"), STREAM_BODIES.values(), ids=STREAM_BODIES.keys()
+)
 async def test_streaming_body_request_waits_for_an_empty_pipeline(
-    raw_server, make: Any, framed: bytes
+    raw_server, make: Any, framing: str, framed: bytes
 ) -> None:
     """undici 'only one streaming req at a time': a request whose body is streamed (even
     an idempotent one) is not written while another request runs; it goes out once the
@@ -213,7 +216,7 @@ async def test_streaming_body_request_waits_for_an_empty_pipeline(
         p2 = ledger.dispatch(c, "/2", blocking=False)
         await nothing_more(conn)
         await conn.send(echo("/1"))
-        stream_head = req(srv, "/s", "POST", headers=["transfer-encoding: chunked"])
+        stream_head = req(srv, "/s", "POST", headers=[framing])
         assert await read_requests(conn, 1) == [stream_head + framed]
         await conn.send(echo("/s"))
         assert await read_requests(conn, 1) == [req(srv, "/2")]
@@ -241,7 +244,7 @@ async def test_nothing_is_written_while_a_request_body_is_still_streaming(raw_se
         ps = ledger.dispatch(c, "/s", method="POST", body=body())
         p2 = ledger.dispatch(c, "/2", blocking=False)
         conn = await hand.next()
-        stream_head = req(srv, "/s", "POST", headers=["transfer-encoding: chunked"])
+        stream_head = req(srv, "/s", "POST", headers=[CHUNKED])
         assert await conn.read_until(b"3\r\none\r\n") == stream_head + b"3\r\none\r\n"
         await nothing_more(conn)
         gate.set()

@@ -360,7 +360,11 @@ async def test_non_101_answer_fails_with_bad_upgrade_and_the_client_stays_usable
     async with closing(undipy.Client(srv.origin)) as client:
         with pytest.raises(SocketError) as info:
             await within(client.upgrade(path="/"))
-        assert str(info.value) == "bad upgrade"
+        assert str(info.value) == (
+            "bad upgrade: the server answered 200 OK (expected 101 Switching Protocols)"
+        )
+        assert info.value.status_code == 200
+        assert info.value.headers == {"content-length": "2"}
         assert info.value.code == "UND_ERR_SOCKET"
         assert await ok_text(client) == "ok"
     assert srv.connections == 2
@@ -694,7 +698,9 @@ async def test_connect_non_2xx_fails_with_bad_connect_and_the_client_stays_usabl
     async with closing(undipy.Client(srv.origin)) as client:
         with pytest.raises(SocketError) as info:
             await within(client.connect(path="localhost:443"))
-        assert str(info.value) == "bad connect"
+        assert str(info.value).startswith(f"bad connect: the server answered {status} ")
+        assert str(info.value).endswith("(expected a 2xx)")
+        assert info.value.status_code == status
         assert await ok_text(client) == "ok"
     assert srv.connections == 2
 

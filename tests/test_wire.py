@@ -414,13 +414,26 @@ async def test_empty_iterable_sends_only_the_last_chunk(raw_server: RawServerFac
     assert sent == chunked_head(srv) + b"0\r\n\r\n"
 
 
-async def test_binary_file_object_is_sent_chunked(raw_server: RawServerFactory) -> None:
+def length_head(srv: RawServer, method: str, n: int) -> bytes:
+    return head(
+        f"{method} / HTTP/1.1",
+        f"host: {host_of(srv)}",
+        "connection: keep-alive",
+        f"content-length: {n}",
+    )
+
+
+async def test_seekable_binary_file_object_is_sent_with_content_length(
+    raw_server: RawServerFactory,
+) -> None:
     data = b"file contents\n" * 3
-    sent, srv = await sent_bytes(raw_server, method="POST", body=io.BytesIO(data))
-    assert sent == chunked_head(srv) + b"%x\r\n" % len(data) + data + b"\r\n0\r\n\r\n"
+    f = io.BytesIO(data)
+    f.read(5)  # what is left from the current position is sent
+    sent, srv = await sent_bytes(raw_server, method="POST", body=f)
+    assert sent == length_head(srv, "POST", len(data) - 5) + data[5:]
 
 
-async def test_real_file_is_sent_whole_and_chunked(
+async def test_real_file_is_sent_whole_with_content_length(
     raw_server: RawServerFactory, tmp_path: Any
 ) -> None:
     data = os.urandom(200_000)
@@ -428,10 +441,29 @@ async def test_real_file_is_sent_whole_and_chunked(
     path.write_bytes(data)
     with open(path, "rb") as f:
         sent, srv = await sent_bytes(raw_server, method="PUT", body=f)
-    start = chunked_head(srv).replace(b"POST", b"PUT", 1)
+    assert sent == length_head(srv, "PUT", len(data)) + data
+
+
+async def test_a_pipe_is_sent_chunked(raw_server: RawServerFactory) -> None:
+    """No size is known: chunked framing, as for an iterable."""
+    r, w = os.pipe()
+    os.write(w, b"from a pipe")
+    os.close(w)
+    with open(r, "rb") as f:
+        sent, srv = await sent_bytes(raw_server, method="POST", body=f)
+    start = chunked_head(srv)
     assert sent.startswith(start)
-    assert sent.endswith(b"\r\n0\r\n\r\n")
-    assert decode_chunked(sent[len(start) :]) == data
+    assert decode_chunked(sent[len(start) :]) == b"from a pipe"
+
+
+async def test_a_text_file_is_sent_chunked(raw_server: RawServerFactory, tmp_path: Any) -> None:
+    """Text mode: the bytes sent (UTF-8 of what read() returns) are not the file size."""
+    path = tmp_path / "body.txt"
+    path.write_text("caf\u00e9\n", encoding="latin-1")
+    with open(path, encoding="latin-1") as f:
+        sent, srv = await sent_bytes(raw_server, method="POST", body=f)
+    start = chunked_head(srv)
+    assert decode_chunked(sent[len(start) :]) == "caf\u00e9\n".encode()
 
 
 def decode_chunked(data: bytes) -> bytes:

@@ -99,6 +99,10 @@ def with_callback(aw: Awaitable[Any], callback: Callback) -> None:
     if not callable(callback):
         if isinstance(aw, Coroutine):
             aw.close()
+        if isinstance(callback, str):
+            raise InvalidArgumentError(
+                f"options are keyword-only: pass path={callback!r}, method=... as keywords"
+            )
         raise InvalidArgumentError("invalid callback")
 
     async def run() -> None:

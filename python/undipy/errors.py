@@ -129,8 +129,21 @@ class ClientClosedError(UndiciError):
 
 
 class SocketError(UndiciError, ConnectionError):
+    """The connection failed. For ``upgrade()`` and ``connect()`` refused by
+    the server, ``status_code`` and ``headers`` hold its answer (else None)."""
+
     code = "UND_ERR_SOCKET"
     default_message = "Socket error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        status_code: int | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.headers = headers
 
 
 class NotSupportedError(UndiciError):

@@ -52,7 +52,7 @@ pub(crate) struct State {
     pub closed: bool,
     pub destroyed: Option<Error>,
     need_drain: bool,
-    /// Where dispatcher events go (the loop that first used it).
+    /// Where dispatcher events go (the loop that used it last).
     pub events: Option<SinkRef>,
     /// Connections to wake once the lock is released (waking takes a
     /// system call, which must not lengthen the critical section).
@@ -155,12 +155,9 @@ impl Pool {
         self.state.lock()
     }
 
-    /// Where dispatcher-level events go; set once, by the first user.
-    pub fn bind_events(&self, sink: impl FnOnce() -> SinkRef) {
-        let mut st = self.lock();
-        if st.events.is_none() {
-            st.events = Some(sink());
-        }
+    /// Where dispatcher-level events go from now on.
+    pub fn bind_events(&self, sink: SinkRef) {
+        self.lock().events = Some(sink);
     }
 
     /// Queues `req`. `Ok(false)` means busy: if `wants_drain`, an
