@@ -33,6 +33,7 @@ from .errors import (
     UndiciError,
 )
 from .handler import DispatchHandler
+from .headers import header, header_values
 
 __all__ = [
     "AbortController",
@@ -72,4 +73,6 @@ __all__ = [
     "UndiciError",
     "UpgradeData",
     "UpgradedSocket",
+    "header",
+    "header_values",
 ]

@@ -1,11 +1,20 @@
-"""Types of the native module (``src/lib.rs``)."""
+"""Types of the native module (``src/lib.rs``).
+
+``Control``, ``Body`` and ``ResponseData`` are made by the engine only: they
+have no constructor (calling the class raises ``TypeError``)."""
 
 import asyncio
 import builtins
+import os
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, NoReturn, Self, final
 
-def serve_bench(fd: int) -> None: ...
+from ._options import CoreRequestOptions, DispatchOptions
+from .handler import Handler
+
+def serve_bench(fd: int) -> None:
+    """Serves the benchmark endpoints on a listening socket (given by fd)
+    until the process ends."""
 
 @final
 class LoopBridge:
@@ -26,6 +35,10 @@ class LoopBridge:
 
 @final
 class Control:
+    """One request's handle: abort, resume/pause reading, and the chunks of
+    a streamed request body."""
+
+    def __init__(self) -> NoReturn: ...
     def abort(self, error: BaseException | None = None) -> None: ...
     def resume(self) -> None: ...
     def pause(self) -> None: ...
@@ -42,7 +55,7 @@ class Core:
         host: str,
         port: int,
         host_header: str,
-        socket_path: str | None,
+        socket_path: str | os.PathLike[str] | None,
         connections: int | None,
         pipelining: int,
         connect_timeout: float,
@@ -59,17 +72,20 @@ class Core:
     ) -> None: ...
     def bind(self, bridge: LoopBridge, owner: Callable[[], Any]) -> None: ...
     def dispatch(
-        self, bridge: LoopBridge, handler: Any, opts: dict[str, Any] | None = None
+        self, bridge: LoopBridge, handler: Handler, opts: DispatchOptions | None = None
     ) -> bool: ...
     def request(
-        self, bridge: LoopBridge, future: asyncio.Future[Any], opts: dict[str, Any] | None = None
+        self,
+        bridge: LoopBridge,
+        future: asyncio.Future[ResponseData],
+        opts: CoreRequestOptions | None = None,
     ) -> Control: ...
     def stream(
         self,
         bridge: LoopBridge,
         future: asyncio.Future[Any],
         factory: Callable[[Any], Any],
-        opts: dict[str, Any] | None = None,
+        opts: CoreRequestOptions | None = None,
     ) -> Control: ...
     def close(self) -> None: ...
     def destroy(self, error: BaseException | None = None) -> None: ...
@@ -84,6 +100,7 @@ class Core:
 class Body:
     """The response body: an async iterable of ``bytes`` with the body mixin."""
 
+    def __init__(self) -> NoReturn: ...
     @property
     def body_used(self) -> bool: ...
     def bytes(self) -> asyncio.Future[builtins.bytes]: ...
@@ -91,19 +108,23 @@ class Body:
     def json(self) -> asyncio.Future[Any]: ...
     def dump(self, limit: int = 262144) -> asyncio.Future[None]: ...
     def aclose(self) -> asyncio.Future[None]: ...
-    def __aiter__(self) -> Body: ...
+    def __aiter__(self) -> Self: ...
     def __anext__(self) -> asyncio.Future[builtins.bytes]: ...
 
 @final
 class ResponseData:
     """What ``request()`` resolves to."""
 
+    def __init__(self) -> NoReturn: ...
     @property
     def status_code(self) -> int: ...
     @property
     def status_text(self) -> str: ...
     @property
-    def headers(self) -> dict[str, str | list[str]]: ...
+    def headers(self) -> dict[str, str | list[str]]:
+        """Lower-case names; a ``list[str]`` for a repeated name. Read one
+        with ``undipy.header(headers, name)`` (first value or None) or
+        ``undipy.header_values(headers, name)`` (every value)."""
     @property
     def body(self) -> Body: ...
     @property

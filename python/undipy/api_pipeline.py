@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -42,10 +42,12 @@ class PipelineHandlerData:
     context: dict[str, Any]
 
 
-Handler = Callable[[PipelineHandlerData], Any]
+Handler = Callable[[PipelineHandlerData], AsyncIterable[Any]]
+"""A pipeline handler: returns an async iterable (usually ``data.body``, or
+an async generator over it)."""
 
 
-def pipeline(d: Dispatcher, handler: Handler, opts: dict[str, Any]) -> PipelineDuplex:
+def pipeline(d: Dispatcher, handler: Handler, opts: Mapping[str, Any]) -> PipelineDuplex:
     if not callable(handler):
         raise InvalidArgumentError("invalid handler")
     opts = dict(opts)

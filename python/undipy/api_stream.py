@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._api_common import Callback, Headers, abort_reason, bind_signal, check_signal, with_callback
 from .errors import InvalidArgumentError, InvalidReturnValueError, RequestAbortedError
 
 if TYPE_CHECKING:
+    from ._options import StreamOptions
     from ._undipy import Control
     from .dispatcher import Dispatcher
 
@@ -40,10 +41,20 @@ class StreamData:
     context: dict[str, Any]
 
 
-Factory = Callable[[StreamFactoryData], Any]
+class Writable(Protocol):
+    """What a ``stream()`` factory returns: anything with ``write(chunk)``
+    (a file, ``io.BytesIO``, an ``asyncio.StreamWriter``, ...). An awaitable
+    that ``write`` returns is awaited, and so is an optional ``drain()``."""
+
+    def write(self, chunk: bytes, /) -> object: ...
 
 
-def stream(d: Dispatcher, factory: Factory, callback: Callback | None, opts: dict[str, Any]) -> Any:
+Factory = Callable[[StreamFactoryData], Writable]
+
+
+def stream(
+    d: Dispatcher, factory: Factory, callback: Callback | None, opts: StreamOptions
+) -> Coroutine[Any, Any, StreamData] | None:
     coro = _stream(d, factory, opts)  # opts is the caller's fresh **kwargs dict
     if callback is None:
         return coro
@@ -51,7 +62,7 @@ def stream(d: Dispatcher, factory: Factory, callback: Callback | None, opts: dic
     return None
 
 
-async def _stream(d: Dispatcher, factory: Factory, opts: dict[str, Any]) -> StreamData:
+async def _stream(d: Dispatcher, factory: Factory, opts: StreamOptions) -> StreamData:
     if not callable(factory):
         raise InvalidArgumentError("invalid factory")
     signal = opts.pop("signal", None)

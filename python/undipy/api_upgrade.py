@@ -1,11 +1,12 @@
 """``upgrade()`` and ``connect()``: a request whose answer hands over the
 socket (101 Switching Protocols, or a 2xx to CONNECT). Any other answer
-fails with SocketError("bad upgrade") / SocketError("bad connect")."""
+fails with SocketError("bad upgrade: <status> <reason> ...") / ("bad connect:
+..."), which keeps the status and headers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from ._socket import UpgradedSocket
 from .errors import InvalidArgumentError, RequestAbortedError, SocketError
 
 if TYPE_CHECKING:
+    from ._options import RequestHeaders, Signal
     from .dispatcher import Dispatcher
 
 
@@ -47,11 +49,11 @@ def upgrade(
     path: str = "/",
     method: str = "GET",
     protocol: str = "Websocket",
-    headers: Any = None,
-    signal: Any = None,
+    headers: RequestHeaders | None = None,
+    signal: Signal | None = None,
     opaque: Any = None,
     **opts: Any,
-) -> Any:
+) -> Coroutine[Any, Any, UpgradeData] | None:
     coro = _run(
         d,
         "bad upgrade",
@@ -70,11 +72,11 @@ def connect(
     callback: Callback | None,
     *,
     path: str,
-    headers: Any = None,
-    signal: Any = None,
+    headers: RequestHeaders | None = None,
+    signal: Signal | None = None,
     opaque: Any = None,
     **opts: Any,
-) -> Any:
+) -> Coroutine[Any, Any, ConnectData] | None:
     invalid = next((k for k in ("method", "upgrade") if k in opts), None)
     coro = _run(
         d,
@@ -138,7 +140,12 @@ class _Handler:
         self, status_code: int, headers: list[bytes], resume: Callable[[], None], text: str
     ) -> bool:
         # Not switched: the request fails (the engine drops the connection).
-        raise SocketError(self._bad)
+        expected = "101 Switching Protocols" if self._bad == "bad upgrade" else "a 2xx"
+        raise SocketError(
+            f"{self._bad}: the server answered {status_code} {text} (expected {expected})",
+            status_code,
+            parse_headers(headers),
+        )
 
     def on_data(self, chunk: bytes) -> bool:
         return True

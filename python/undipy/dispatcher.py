@@ -5,20 +5,33 @@ driving the native engine, plus the ``request()`` convenience on top of
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import ipaddress
 import math
+import warnings
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, Unpack, overload
 from urllib.parse import urlsplit
 
 from . import api_pipeline, api_stream, api_upgrade
 from ._api_common import Callback, with_callback
 from ._bridge import bridge_for
+from ._options import (
+    ClientOptions,
+    ConnectOptions,
+    DispatchOptions,
+    PipelineOptions,
+    RequestOptions,
+    ResultCallback,
+    StreamOptions,
+    UpgradeOptions,
+)
 from ._undipy import Core, LoopBridge, ResponseData
 from .abort import AbortSignal
 from .errors import ClientDestroyedError, InvalidArgumentError, NotSupportedError
+from .handler import Handler
 
 Listener = Callable[..., Any]
 
@@ -71,7 +84,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _options(opts: dict[str, Any]) -> dict[str, Any]:
+def _options(opts: Mapping[str, Any]) -> dict[str, Any]:
     """Validates constructor options: unknown or ill-typed ones raise."""
     for name in opts:
         if name not in _DEFAULTS:
@@ -109,15 +122,23 @@ def _origin(origin: Any) -> tuple[str, str, int, str]:
     """(origin, host, port, host header) of an ``http://host:port`` origin."""
     if not isinstance(origin, str):
         raise InvalidArgumentError("invalid url: origin must be a string")
+
+    def bad(why: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"invalid origin {origin!r}: {why}")
+
+    if "://" not in origin:
+        raise bad("it needs a scheme, as in 'http://host:port'")
+    u = urlsplit(origin)
+    if u.scheme not in ("http", "https"):
+        raise bad(f"the scheme must be http or https, not {u.scheme!r}")
+    if not u.hostname:
+        raise bad("it has no host")
     try:
-        u = urlsplit(origin)
         port = u.port
     except ValueError:
-        raise InvalidArgumentError("invalid url") from None
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise InvalidArgumentError("invalid url")
+        raise bad("the port must be a whole number from 0 to 65535") from None
     if u.path not in ("", "/") or u.query or u.fragment:
-        raise InvalidArgumentError("invalid url")
+        raise bad("an origin has no path, query or fragment (give path= to each request)")
     if u.scheme == "https":
         raise NotSupportedError("https origins are not supported yet")
     host = u.hostname
@@ -134,7 +155,10 @@ class Dispatcher:
 
     _connections: int | None = 1
 
-    def __init__(self, origin: str, **opts: Any) -> None:
+    def __init__(self, origin: str, **opts: Unpack[ClientOptions]) -> None:
+        """``origin``: ``"http://host[:port]"``. The options (keyword) are
+        listed in ``help(Client)``; unknown or ill-typed ones raise
+        ``InvalidArgumentError``."""
         self.origin, host, port, host_header = _origin(origin)
         o = _options(opts)
         max_size = o["max_response_size"]
@@ -158,8 +182,9 @@ class Dispatcher:
             o["strict_content_length"],
             o["local_address"],
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._bridge: LoopBridge | None = None
+        # The loop that used this dispatcher last and its bridge, as one
+        # tuple: threads that share a dispatcher read both at once.
+        self._binding: tuple[asyncio.AbstractEventLoop | None, LoopBridge | None] = (None, None)
         self._listeners: dict[str, list[tuple[Listener, bool]]] = {}
         self._close_waiters: list[asyncio.Future[None]] = []
         self._destroyed = False
@@ -167,55 +192,142 @@ class Dispatcher:
     # -- the loop ------------------------------------------------------------
 
     def _bridge_for(self, loop: asyncio.AbstractEventLoop) -> LoopBridge:
-        if loop is self._loop and self._bridge is not None:
-            return self._bridge
+        """The bridge of ``loop``; dispatcher events follow the loop that used
+        the dispatcher last (``close()`` resolves on the loop awaiting it)."""
+        bound, bridge = self._binding
+        if bound is loop and bridge is not None:
+            return bridge
         bridge = bridge_for(loop)
         self._core.bind(bridge, weakref.ref(self))
-        self._loop, self._bridge = loop, bridge
+        self._binding = (loop, bridge)
         return bridge
 
     # -- dispatch ------------------------------------------------------------
 
-    def dispatch(self, handler: Any, **opts: Any) -> bool:
-        """undici's ``dispatch``: False when busy (wait for ``"drain"``)."""
+    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
+        """undici's ``dispatch``: sends one request and reports its response
+        to ``handler`` (see ``undipy.DispatchHandler``). False when busy (wait
+        for ``"drain"``).
+
+        Options (keyword): ``path`` and ``method`` (required), ``headers``,
+        ``query``, ``body``, ``idempotent``, ``blocking``, ``reset``,
+        ``upgrade``, ``headers_timeout``, ``body_timeout``,
+        ``expect_continue``, ``throw_on_error`` (ignored), ``origin``
+        (ignored)."""
         bridge = self._bridge_for(asyncio.get_running_loop())
         return self._core.dispatch(bridge, handler, opts)
 
-    def request(self, callback: Callback | None = None, **opts: Any) -> _RequestCall:
+    @overload
+    def request(self, callback: None = None, **opts: Unpack[RequestOptions]) -> _RequestCall: ...
+    @overload
+    def request(
+        self, callback: ResultCallback[ResponseData], **opts: Unpack[RequestOptions]
+    ) -> None: ...
+    def request(
+        self,
+        callback: ResultCallback[ResponseData] | None = None,
+        **opts: Unpack[RequestOptions],
+    ) -> _RequestCall | None:
         """Sends a request; await the result (or ``async with`` it) for a
         ``ResponseData``. With ``callback=`` it returns None and calls
-        ``callback(error, data)`` later."""
+        ``callback(error, data)`` later.
+
+        Options (keyword): ``path`` and ``method`` (required), ``headers``,
+        ``query``, ``body``, ``idempotent``, ``blocking``, ``reset``,
+        ``headers_timeout``, ``body_timeout``, ``expect_continue``,
+        ``throw_on_error``, ``origin``, ``opaque``, ``signal``, ``on_info``."""
         call = _RequestCall(self, opts)
         if callback is not None:
             with_callback(call, callback)
-            return None  # type: ignore[return-value]
+            return None
         return call
 
+    @overload
     def stream(
-        self, factory: api_stream.Factory, callback: Callback | None = None, **opts: Any
-    ) -> Any:
+        self,
+        factory: api_stream.Factory,
+        callback: None = None,
+        **opts: Unpack[StreamOptions],
+    ) -> Coroutine[Any, Any, api_stream.StreamData]: ...
+    @overload
+    def stream(
+        self,
+        factory: api_stream.Factory,
+        callback: ResultCallback[api_stream.StreamData],
+        **opts: Unpack[StreamOptions],
+    ) -> None: ...
+    def stream(
+        self,
+        factory: api_stream.Factory,
+        callback: ResultCallback[api_stream.StreamData] | None = None,
+        **opts: Unpack[StreamOptions],
+    ) -> Coroutine[Any, Any, api_stream.StreamData] | None:
         """The response body goes into the writable ``factory(data)`` returns;
-        await the result for a ``StreamData`` (or pass ``callback=``)."""
+        await the result for a ``StreamData`` (or pass ``callback=``).
+
+        Options: those of ``request()``."""
         return api_stream.stream(self, factory, callback, opts)
 
-    def pipeline(self, handler: api_pipeline.Handler, **opts: Any) -> api_pipeline.PipelineDuplex:
+    def pipeline(
+        self, handler: api_pipeline.Handler, **opts: Unpack[PipelineOptions]
+    ) -> api_pipeline.PipelineDuplex:
         """A duplex: writes make the request body, reads yield what
-        ``handler(data)``'s async iterable yields."""
+        ``handler(data)``'s async iterable yields.
+
+        Options (keyword): those of ``request()`` but ``body``, plus
+        ``object_mode``."""
         return api_pipeline.pipeline(self, handler, opts)
 
-    def upgrade(self, callback: Callback | None = None, **opts: Any) -> Any:
+    @overload
+    def upgrade(
+        self, callback: None = None, **opts: Unpack[UpgradeOptions]
+    ) -> Coroutine[Any, Any, api_upgrade.UpgradeData]: ...
+    @overload
+    def upgrade(
+        self, callback: ResultCallback[api_upgrade.UpgradeData], **opts: Unpack[UpgradeOptions]
+    ) -> None: ...
+    def upgrade(
+        self,
+        callback: ResultCallback[api_upgrade.UpgradeData] | None = None,
+        **opts: Unpack[UpgradeOptions],
+    ) -> Coroutine[Any, Any, api_upgrade.UpgradeData] | None:
         """Switches protocols (default ``protocol="Websocket"``); await the
-        result for an ``UpgradeData`` (or pass ``callback=``)."""
+        result for an ``UpgradeData`` (or pass ``callback=``).
+
+        Options (keyword): ``path="/"``, ``method="GET"``,
+        ``protocol="Websocket"``, ``headers``, ``signal``, ``opaque``, and the
+        other request options (``body``, ``query``, ``headers_timeout``,
+        ...)."""
         return api_upgrade.upgrade(self, callback, **opts)
 
-    def connect(self, callback: Callback | None = None, **opts: Any) -> Any:
+    @overload
+    def connect(
+        self, callback: None = None, **opts: Unpack[ConnectOptions]
+    ) -> Coroutine[Any, Any, api_upgrade.ConnectData]: ...
+    @overload
+    def connect(
+        self, callback: ResultCallback[api_upgrade.ConnectData], **opts: Unpack[ConnectOptions]
+    ) -> None: ...
+    def connect(
+        self,
+        callback: ResultCallback[api_upgrade.ConnectData] | None = None,
+        **opts: Unpack[ConnectOptions],
+    ) -> Coroutine[Any, Any, api_upgrade.ConnectData] | None:
         """HTTP CONNECT to ``path`` (an authority); await the result for a
-        ``ConnectData`` (or pass ``callback=``)."""
+        ``ConnectData`` (or pass ``callback=``).
+
+        Options (keyword): ``path`` (required), ``headers``, ``signal``,
+        ``opaque``, and the other request options but ``method`` and
+        ``upgrade``."""
         return api_upgrade.connect(self, callback, **opts)
 
     # -- lifecycle -----------------------------------------------------------
 
-    def close(self, callback: Callback | None = None) -> Any:
+    @overload
+    def close(self, callback: None = None) -> asyncio.Future[None]: ...
+    @overload
+    def close(self, callback: ResultCallback[None]) -> None: ...
+    def close(self, callback: ResultCallback[None] | None = None) -> asyncio.Future[None] | None:
         """Stops taking requests and resolves once the queued ones finished."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -227,11 +339,24 @@ class Dispatcher:
             self._core.close()
         return _maybe_callback(fut, callback)
 
+    @overload
     def destroy(
-        self, error: BaseException | Callback | None = None, callback: Callback | None = None
-    ) -> Any:
+        self, error: BaseException | None = None, callback: None = None
+    ) -> asyncio.Future[None]: ...
+    @overload
+    def destroy(self, error: BaseException | None, callback: ResultCallback[None]) -> None: ...
+    @overload
+    def destroy(self, *, callback: ResultCallback[None]) -> None: ...
+    @overload
+    def destroy(self, error: ResultCallback[None], /) -> None: ...
+    def destroy(
+        self,
+        error: BaseException | ResultCallback[None] | None = None,
+        callback: ResultCallback[None] | None = None,
+    ) -> asyncio.Future[None] | None:
         """Fails every queued and running request now (with ``error``, or
-        ``ClientDestroyedError``) and resolves once the sockets are closed."""
+        ``ClientDestroyedError``) and resolves once the sockets are closed.
+        ``destroy(callback)`` is ``destroy(None, callback)``."""
         if not isinstance(error, BaseException | None):
             error, callback = None, error
         loop = asyncio.get_running_loop()
@@ -260,7 +385,7 @@ class Dispatcher:
             raise InvalidArgumentError("invalid pipelining")
         self._core.pipelining = n
 
-    async def __aenter__(self) -> Dispatcher:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -269,15 +394,15 @@ class Dispatcher:
 
     # -- events --------------------------------------------------------------
 
-    def on(self, name: str, listener: Listener) -> Dispatcher:
+    def on(self, name: str, listener: Listener) -> Self:
         self._listeners.setdefault(name, []).append((listener, False))
         return self
 
-    def once(self, name: str, listener: Listener) -> Dispatcher:
+    def once(self, name: str, listener: Listener) -> Self:
         self._listeners.setdefault(name, []).append((listener, True))
         return self
 
-    def off(self, name: str, listener: Listener) -> Dispatcher:
+    def off(self, name: str, listener: Listener) -> Self:
         entries = self._listeners.get(name, [])
         for i, (fn, _) in enumerate(entries):
             if fn is listener:
@@ -298,8 +423,7 @@ class Dispatcher:
         if name == "closed":
             waiters, self._close_waiters = self._close_waiters, []
             for w in waiters:
-                if not w.done():
-                    w.set_result(None)
+                _resolve_threadsafe(w)
         elif name == "drain":
             self.emit("drain", self.origin)
         elif name == "connect":
@@ -309,7 +433,16 @@ class Dispatcher:
 
 
 class Client(Dispatcher):
-    """One origin, one connection at a time, keep-alive and pipelining."""
+    """One origin, one connection at a time, keep-alive and pipelining.
+
+    ``Client(origin, **options)``; the options (keyword, durations in
+    seconds): ``pipelining=1``, ``connect_timeout=10.0``,
+    ``headers_timeout=300.0``, ``body_timeout=300.0``,
+    ``keep_alive_timeout=4.0``, ``keep_alive_max_timeout=600.0``,
+    ``keep_alive_timeout_threshold=2.0``, ``max_header_size=16384``,
+    ``max_response_size=-1``, ``max_requests_per_client=None``,
+    ``socket_path=None``, ``strict_content_length=True``,
+    ``local_address=None``, ``tls=None``."""
 
     @property
     def stats(self) -> ClientStats:
@@ -318,9 +451,16 @@ class Client(Dispatcher):
 
 
 class Pool(Dispatcher):
-    """Many connections to one origin (``connections=None``: no limit)."""
+    """Many connections to one origin (``connections=None``: no limit).
 
-    def __init__(self, origin: str, connections: int | None = None, **opts: Any) -> None:
+    ``Pool(origin, connections=None, **options)``, with the options of
+    ``Client``."""
+
+    def __init__(
+        self, origin: str, connections: int | None = None, **opts: Unpack[ClientOptions]
+    ) -> None:
+        """``connections``: the most sockets the pool opens (``None``: no
+        limit). The other options are ``Client``'s (``help(Client)``)."""
         if connections is not None and (not _is_int(connections) or connections <= 0):
             raise InvalidArgumentError("invalid connections")
         self._connections = connections
@@ -331,21 +471,39 @@ class Pool(Dispatcher):
         return PoolStats(*self._core.stats())
 
 
-class _RequestCall:
-    """The awaitable ``request()`` returns; also an async context manager
-    that releases the body on exit."""
+if TYPE_CHECKING:
+    _CoroutineBase = Coroutine[Any, Any, ResponseData]
+else:
+    _CoroutineBase = object  # registered as a Coroutine below
 
-    __slots__ = ("_d", "_opts", "_resp")
 
-    def __init__(self, d: Dispatcher, opts: dict[str, Any]) -> None:
+class _RequestCall(_CoroutineBase):
+    """What ``request()`` returns: awaitable, an async context manager that
+    releases the body on exit, and a coroutine as far as asyncio can tell
+    (``create_task()`` and ``TaskGroup.create_task()`` take it). Nothing is
+    sent until it is awaited or its task runs; one never awaited warns, as a
+    coroutine does."""
+
+    __slots__ = ("_d", "_opts", "_resp", "_run")
+
+    def __init__(self, d: Dispatcher, opts: RequestOptions) -> None:
         self._d = d
         self._opts = opts
         self._resp: ResponseData | None = None
+        self._run: Generator[Any, None, ResponseData] | None = None
 
     def __await__(self) -> Generator[Any, None, ResponseData]:
+        if self._run is not None:
+            raise RuntimeError("cannot reuse already awaited request()")
+        self._run = run = self._send()
+        return run
+
+    def _send(self) -> Generator[Any, None, ResponseData]:
         loop = asyncio.get_running_loop()
         d = self._d
-        bridge = d._bridge if loop is d._loop and d._bridge is not None else d._bridge_for(loop)
+        bound, bridge = d._binding
+        if bound is not loop or bridge is None:
+            bridge = d._bridge_for(loop)
         opts = self._opts
         signal = opts.pop("signal", None)
         fut: asyncio.Future[ResponseData] = loop.create_future()
@@ -360,6 +518,34 @@ class _RequestCall:
             control.abort()
             raise
 
+    # The coroutine protocol, for asyncio's tasks.
+
+    def send(self, value: Any) -> Any:
+        run = self._run if self._run is not None else self.__await__()
+        return run.send(value)
+
+    def throw(self, exc: BaseException | type[BaseException], *args: Any) -> Any:
+        if self._run is None:
+            self.close()  # thrown in before it started: nothing is sent
+            if isinstance(exc, type):
+                exc = exc(*args[:1])
+            raise exc
+        return self._run.throw(exc)
+
+    def close(self) -> None:
+        if self._run is None:
+            self._run = _CLOSED
+        else:
+            self._run.close()
+
+    def __del__(self) -> None:
+        if self._run is None:
+            warnings.warn(
+                f"request() for {self._opts.get('path')!r} was never awaited: nothing was sent",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
     async def __aenter__(self) -> ResponseData:
         self._resp = await self
         return self._resp
@@ -367,6 +553,16 @@ class _RequestCall:
     async def __aexit__(self, *exc: object) -> None:
         if self._resp is not None:
             await self._resp.body.aclose()
+
+
+def _closed() -> Generator[Any, None, Any]:
+    return None
+    yield  # a generator that is already over
+
+
+_CLOSED: Generator[Any, None, Any] = _closed()
+_CLOSED.close()
+collections.abc.Coroutine.register(_RequestCall)
 
 
 def _already_aborted(signal: Any, fut: asyncio.Future[Any]) -> bool:
@@ -409,7 +605,28 @@ def _watch(signal: Any, control: Any) -> None:
 _watchers: set[asyncio.Future[None]] = set()
 
 
-def _maybe_callback(fut: asyncio.Future[None], callback: Callback | None) -> Any:
+def _resolve_threadsafe(fut: asyncio.Future[None]) -> None:
+    """Resolves ``fut`` from whichever loop this runs on (close() may be
+    awaited on another loop than the one that last used the dispatcher)."""
+
+    def resolve() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop = fut.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        resolve()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(resolve)
+
+
+def _maybe_callback(
+    fut: asyncio.Future[None], callback: Callback | None
+) -> asyncio.Future[None] | None:
     if callback is None:
         return fut
 

@@ -3,7 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._socket import UpgradedSocket
+
+
+class Handler(Protocol):
+    """What ``dispatch()`` takes: an object with these five methods (their
+    return values other than ``on_headers``'s and ``on_data``'s are ignored).
+    ``on_upgrade(status_code, headers, socket)`` is also required for a
+    request with ``upgrade=`` or ``method="CONNECT"``, and
+    ``on_body_sent(chunk)`` is optional. Subclass ``DispatchHandler`` for
+    no-op defaults of all but ``on_body_sent``."""
+
+    def on_connect(self, abort: Callable[..., None], context: dict[str, Any], /) -> object: ...
+
+    def on_headers(
+        self,
+        status_code: int,
+        headers: list[bytes],
+        resume: Callable[[], None],
+        status_text: str,
+        /,
+    ) -> object: ...
+
+    def on_data(self, chunk: bytes, /) -> object: ...
+
+    def on_complete(self, trailers: list[bytes], /) -> object: ...
+
+    def on_error(self, error: BaseException, /) -> object: ...
 
 
 class DispatchHandler:
@@ -37,5 +66,6 @@ class DispatchHandler:
     def on_error(self, error: BaseException) -> None:
         """The request failed; nothing is called after this."""
 
-    def on_upgrade(self, status_code: int, headers: list[bytes], socket: Any) -> None:
-        """The connection was upgraded (``upgrade=`` requests and CONNECT)."""
+    def on_upgrade(self, status_code: int, headers: list[bytes], socket: UpgradedSocket) -> None:
+        """The connection was upgraded (``upgrade=`` requests and CONNECT);
+        ``socket`` is yours now."""
