@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds undipy and runs every test: Rust format, lints and unit tests,
-# the Python lints and type check, then pytest against loopback servers.
+# the Python lints and type check, pytest against loopback servers, then the
+# short cancellation storm (benches/storm.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,3 +35,6 @@ mypy --strict python/undipy
 
 step "pytest"
 "$PY" -m pytest -q -p no:cacheprovider "$@"
+
+step "cancellation storm (short)"
+"$PY" benches/storm.py --short
