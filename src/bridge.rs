@@ -342,11 +342,7 @@ impl LoopBridge {
     }
 
     /// Forgets a target that will get no more events.
-    pub fn forget(&self, token: u64) {
-        self.remove(token);
-    }
-
-    fn remove(&self, token: u64) {
+    pub fn remove(&self, token: u64) {
         // Dropped after the lock: a handler's __del__ may dispatch again.
         let target = self.targets.lock().remove(&token);
         drop(target);

@@ -130,7 +130,7 @@ impl Core {
         });
         let old = self.events.lock().replace((bridge.clone().unbind(), token));
         if let Some((old_bridge, old_token)) = old {
-            old_bridge.get().forget(old_token);
+            old_bridge.get().remove(old_token);
         }
     }
 
