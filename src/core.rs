@@ -280,8 +280,13 @@ fn check_handler(handler: &Bound<'_, PyAny>, parsed: &Parsed) -> PyResult<()> {
             "on_complete",
         ]
     };
+    // Looked up on the type first: no bound method is made for a class's own.
+    let ty = handler.get_type();
     for name in needed {
-        let callable = handler.getattr_opt(*name)?.is_some_and(|m| m.is_callable());
+        let callable = match ty.getattr_opt(*name)? {
+            Some(m) => m.is_callable(),
+            None => handler.getattr_opt(*name)?.is_some_and(|m| m.is_callable()),
+        };
         if !callable {
             return Err(crate::errors::invalid_arg(
                 handler.py(),
