@@ -108,11 +108,9 @@ class Pauser(Recorder):
         return False
 
 
-@pytest.mark.loops
-@pytest.mark.parametrize("size", [5, 1 << 20], ids=["whole", "streaming"])
-async def test_destroy_ends_a_paused_handler_with_on_error(
-    raw_server: Any, size: int
-) -> None:
+async def paused_request(raw_server: Any, size: int) -> tuple[undipy.Client, Pauser]:
+    """A request whose response (``size`` bytes) is coming, and its paused handler."""
+
     async def script(conn: Any) -> None:
         assert await conn.read_request()
         await conn.send(ok(b"content-length: %d" % size, body=b"x" * size))
@@ -123,6 +121,13 @@ async def test_destroy_ends_a_paused_handler_with_on_error(
     rec = Pauser("/")
     c.dispatch(rec, path="/", method="GET")
     await rec.wait_for("headers")
+    return c, rec
+
+
+@pytest.mark.loops
+@pytest.mark.parametrize("size", [5, 1 << 20], ids=["whole", "streaming"])
+async def test_destroy_ends_a_paused_handler_with_on_error(raw_server: Any, size: int) -> None:
+    c, rec = await paused_request(raw_server, size)
     await within(c.destroy())
     await rec.wait()
     assert isinstance(rec.only_error, undipy.ClientDestroyedError)
@@ -130,23 +135,14 @@ async def test_destroy_ends_a_paused_handler_with_on_error(
 
 @pytest.mark.loops
 async def test_close_waits_for_a_paused_handler(raw_server: Any) -> None:
-    async def script(conn: Any) -> None:
-        assert await conn.read_request()
-        await conn.send(ok(b"content-length: 5", body=b"hello"))
-        await conn.wait_closed_by_peer(T)
-
-    srv: RawServer = await raw_server(script)
-    c = undipy.Client(srv.origin)
-    rec = Pauser("/")
-    c.dispatch(rec, path="/", method="GET")
-    await rec.wait_for("headers")
+    c, rec = await paused_request(raw_server, 5)
     closing = asyncio.ensure_future(c.close())
     await asyncio.sleep(0.2)
     assert not closing.done(), "close() resolved while a handler was still paused"
     assert rec.resume is not None
     rec.resume()
     await rec.wait()
-    assert rec.error is None and rec.body == b"hello"
+    assert rec.error is None and rec.body == b"xxxxx"
     await within(closing)
 
 
