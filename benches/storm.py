@@ -306,6 +306,8 @@ async def send_reply(writer: asyncio.StreamWriter, reply: Reply) -> None:
         if n and reply.gap:
             await writer.drain()
             await asyncio.sleep(reply.gap)
+        if writer.is_closing():
+            return  # the client closed: nobody reads the rest (asyncio would log each write)
         writer.write(frame(piece, reply.chunked))
     if reply.chunked:
         writer.write(b"0\r\n\r\n")
@@ -314,7 +316,7 @@ async def send_reply(writer: asyncio.StreamWriter, reply: Reply) -> None:
 
 async def send_replies(writer: asyncio.StreamWriter, queue: asyncio.Queue[Reply | None]) -> None:
     """Answers strictly in request order, as HTTP/1.1 pipelining requires."""
-    while (reply := await queue.get()) is not None:
+    while (reply := await queue.get()) is not None and not writer.is_closing():
         await send_reply(writer, reply)
 
 
