@@ -1,9 +1,7 @@
 //! `Core`: the Python handle on one engine `Pool` (a `Client` is a pool of
 //! one connection). The Python `Client` and `Pool` classes wrap it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -11,7 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bridge::{Control, Kind, Live, LoopBridge, Target, TargetState};
-use crate::dispatcher::{runtime, Config, Error, Origin, Pool, Request, SinkRef};
+use crate::client_options::ClientOptions;
+use crate::dispatcher::{runtime, Error, Origin, Pool, Request, SinkRef};
 use crate::errors::{forget_user_error, to_pyerr, user_error};
 use crate::options::{self, Parsed};
 
@@ -35,67 +34,24 @@ impl Drop for Core {
     }
 }
 
-fn secs(v: f64) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
-}
-
 #[pymethods]
 impl Core {
-    /// Options arrive validated by the Python layer, in engine units.
+    /// `options` arrive validated by the Python layer (`ClientOptions`).
     #[new]
-    #[pyo3(signature = (
-        host, port, host_header, socket_path, connections, pipelining, connect_timeout,
-        headers_timeout, body_timeout, keep_alive_timeout, keep_alive_max_timeout,
-        keep_alive_timeout_threshold, max_header_size, max_response_size,
-        max_requests_per_client, strict_content_length, local_address
-    ))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         host: String,
         port: u16,
         host_header: String,
-        socket_path: Option<PathBuf>,
-        connections: Option<usize>,
-        pipelining: u32,
-        connect_timeout: f64,
-        headers_timeout: f64,
-        body_timeout: f64,
-        keep_alive_timeout: f64,
-        keep_alive_max_timeout: f64,
-        keep_alive_timeout_threshold: f64,
-        max_header_size: usize,
-        max_response_size: Option<u64>,
-        max_requests_per_client: Option<u64>,
-        strict_content_length: bool,
-        local_address: Option<String>,
+        options: ClientOptions,
     ) -> PyResult<Self> {
-        let local_address = match local_address {
-            Some(a) => Some(
-                a.parse()
-                    .map_err(|_| crate::errors::invalid_arg(py, "invalid local_address"))?,
-            ),
-            None => None,
-        };
-        let mut cfg = Config::new(Origin {
+        let origin = Origin {
             host,
             port,
             host_header: Bytes::from(host_header),
-            socket_path,
-        });
-        cfg.connections = connections;
-        cfg.pipelining = pipelining;
-        cfg.connect_timeout = secs(connect_timeout);
-        cfg.headers_timeout = secs(headers_timeout);
-        cfg.body_timeout = secs(body_timeout);
-        cfg.keep_alive_timeout = secs(keep_alive_timeout);
-        cfg.keep_alive_max_timeout = secs(keep_alive_max_timeout);
-        cfg.keep_alive_timeout_threshold = secs(keep_alive_timeout_threshold);
-        cfg.max_header_size = max_header_size;
-        cfg.max_response_size = max_response_size;
-        cfg.max_requests_per_client = max_requests_per_client;
-        cfg.strict_content_length = strict_content_length;
-        cfg.local_address = local_address;
+            socket_path: None,
+        };
+        let cfg = options.into_config(py, origin)?;
         let rt = runtime::handle()?;
         Ok(Core {
             pool: Pool::new(cfg, rt),

@@ -2,6 +2,7 @@
 
 pub mod bench_server;
 mod bridge;
+mod client_options;
 mod convert;
 mod core;
 pub mod dispatcher;

@@ -5,8 +5,7 @@ have no constructor (calling the class raises ``TypeError``)."""
 
 import asyncio
 import builtins
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Self, final
 
 from ._options import CoreRequestOptions, DispatchOptions
@@ -51,24 +50,7 @@ class Control:
 @final
 class Core:
     def __init__(
-        self,
-        host: str,
-        port: int,
-        host_header: str,
-        socket_path: str | os.PathLike[str] | None,
-        connections: int | None,
-        pipelining: int,
-        connect_timeout: float,
-        headers_timeout: float,
-        body_timeout: float,
-        keep_alive_timeout: float,
-        keep_alive_max_timeout: float,
-        keep_alive_timeout_threshold: float,
-        max_header_size: int,
-        max_response_size: int | None,
-        max_requests_per_client: int | None,
-        strict_content_length: bool,
-        local_address: str | None,
+        self, host: str, port: int, host_header: str, options: Mapping[str, Any]
     ) -> None: ...
     def bind(self, bridge: LoopBridge, owner: Callable[[], Any]) -> None: ...
     def dispatch(

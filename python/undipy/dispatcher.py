@@ -161,27 +161,7 @@ class Dispatcher:
         ``InvalidArgumentError``."""
         self.origin, host, port, host_header = _origin(origin)
         o = _options(opts)
-        max_size = o["max_response_size"]
-        t = {name: float(o[name]) for name in _TIMEOUTS}
-        self._core = Core(
-            host,
-            port,
-            host_header,
-            o["socket_path"],
-            self._connections,
-            o["pipelining"],
-            t["connect_timeout"],
-            t["headers_timeout"],
-            t["body_timeout"],
-            t["keep_alive_timeout"],
-            t["keep_alive_max_timeout"],
-            t["keep_alive_timeout_threshold"],
-            o["max_header_size"],
-            None if max_size < 0 else max_size,
-            o["max_requests_per_client"],
-            o["strict_content_length"],
-            o["local_address"],
-        )
+        self._core = Core(host, port, host_header, {**o, "connections": self._connections})
         # The loop that used this dispatcher last and its bridge, as one
         # tuple: threads that share a dispatcher read both at once.
         self._binding: tuple[asyncio.AbstractEventLoop | None, LoopBridge | None] = (None, None)

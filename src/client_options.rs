@@ -1,0 +1,64 @@
+//! A dispatcher's constructor options as the Python layer validated them
+//! (one dict, read by name), turned into the engine's `Config` once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::dispatcher::{Config, Origin};
+use crate::errors::invalid_arg;
+
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct ClientOptions {
+    socket_path: Option<PathBuf>,
+    /// `None`: no limit.
+    connections: Option<usize>,
+    pipelining: u32,
+    /// Seconds; 0 disables.
+    connect_timeout: f64,
+    headers_timeout: f64,
+    body_timeout: f64,
+    keep_alive_timeout: f64,
+    keep_alive_max_timeout: f64,
+    keep_alive_timeout_threshold: f64,
+    max_header_size: usize,
+    /// -1: no limit.
+    max_response_size: i64,
+    max_requests_per_client: Option<u64>,
+    strict_content_length: bool,
+    local_address: Option<String>,
+}
+
+impl ClientOptions {
+    pub fn into_config(self, py: Python<'_>, mut origin: Origin) -> PyResult<Config> {
+        let local_address = match self.local_address {
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| invalid_arg(py, "invalid local_address"))?,
+            ),
+            None => None,
+        };
+        origin.socket_path = self.socket_path;
+        let mut cfg = Config::new(origin);
+        cfg.connections = self.connections;
+        cfg.pipelining = self.pipelining;
+        cfg.connect_timeout = secs(self.connect_timeout);
+        cfg.headers_timeout = secs(self.headers_timeout);
+        cfg.body_timeout = secs(self.body_timeout);
+        cfg.keep_alive_timeout = secs(self.keep_alive_timeout);
+        cfg.keep_alive_max_timeout = secs(self.keep_alive_max_timeout);
+        cfg.keep_alive_timeout_threshold = secs(self.keep_alive_timeout_threshold);
+        cfg.max_header_size = self.max_header_size;
+        cfg.max_response_size = u64::try_from(self.max_response_size).ok();
+        cfg.max_requests_per_client = self.max_requests_per_client;
+        cfg.strict_content_length = self.strict_content_length;
+        cfg.local_address = local_address;
+        Ok(cfg)
+    }
+}
+
+fn secs(v: f64) -> Duration {
+    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
+}
