@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use super::codec::{encode, parse_head, BodyDecoder, Decoded, Framing, HeadContext, RawHeaders};
 use super::error::Error;
 use super::event::{Dirty, Event, Head};
-use super::io::{connect, Io};
 use super::pool::{fail_all, Pool};
 use super::request::{Body, Request};
+use super::transport::{Idle, Transport};
 
 /// Bytes asked of the kernel per read, and the most when a long body is
 /// known to follow (fewer reads and fewer events for big downloads).
@@ -77,8 +77,8 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
 }
 
 /// Connects, giving up early if the dispatcher is destroyed meanwhile.
-async fn connect_unless_destroyed(pool: &Pool, notify: &Notify) -> Result<Io, Error> {
-    let attempt = connect(&pool.cfg);
+async fn connect_unless_destroyed(pool: &Pool, notify: &Notify) -> Result<Transport, Error> {
+    let attempt = Transport::open(&pool.cfg);
     tokio::pin!(attempt);
     loop {
         tokio::select! {
@@ -201,7 +201,7 @@ struct Conn {
     pool: Arc<Pool>,
     id: u64,
     notify: Arc<Notify>,
-    io: Io,
+    io: Transport,
     rbuf: BytesMut,
     spare: Option<BytesMut>,
     wq: VecDeque<Bytes>,
@@ -379,11 +379,10 @@ impl Conn {
     /// since the bytes arrived.
     fn check_idle(&mut self) -> Result<(), Error> {
         self.make_room(READ_SIZE);
-        match self.io.read_now(&mut self.rbuf) {
-            Ok(0) => Err(Error::socket("other side closed")),
-            Ok(_) => Err(Error::socket("bad response")),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) => Err(e.into()),
+        match self.io.probe_idle(&mut self.rbuf)? {
+            Idle::Quiet => Ok(()),
+            Idle::Closed => Err(Error::socket("other side closed")),
+            Idle::Data => Err(Error::socket("bad response")),
         }
     }
 

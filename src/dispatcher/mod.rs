@@ -6,10 +6,10 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod event;
-pub mod io;
 pub mod pool;
 pub mod request;
 pub mod runtime;
+pub mod transport;
 
 pub use config::{Config, Origin};
 pub use error::Error;
