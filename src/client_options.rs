@@ -2,10 +2,13 @@
 //! (one dict, read by name), turned into the engine's `Config` once.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 
+use crate::dispatcher::transport::{TlsClient, TlsSettings};
 use crate::dispatcher::{Config, Origin};
 use crate::errors::invalid_arg;
 
@@ -29,6 +32,35 @@ pub struct ClientOptions {
     max_requests_per_client: Option<u64>,
     strict_content_length: bool,
     local_address: Option<String>,
+    /// The origin is `https://`.
+    https: bool,
+    tls: TlsOptions,
+}
+
+/// `tls=`, normalised by `undipy._tls` (PEM bytes, flags).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct TlsOptions {
+    ca: Option<PyBackedBytes>,
+    cert: Option<PyBackedBytes>,
+    key: Option<PyBackedBytes>,
+    verify: bool,
+    server_name: Option<String>,
+    min_version: String,
+}
+
+impl TlsOptions {
+    fn settings(&self) -> TlsSettings {
+        let pem = |b: &Option<PyBackedBytes>| b.as_ref().map(|b| b.to_vec());
+        TlsSettings {
+            ca: pem(&self.ca),
+            cert: pem(&self.cert),
+            key: pem(&self.key),
+            verify: self.verify,
+            server_name: self.server_name.clone(),
+            tls13_only: self.min_version == "1.3",
+        }
+    }
 }
 
 impl ClientOptions {
@@ -41,7 +73,15 @@ impl ClientOptions {
             None => None,
         };
         origin.socket_path = self.socket_path;
+        let tls = if self.https {
+            let client = TlsClient::new(&self.tls.settings(), &origin.host)
+                .map_err(|e| invalid_arg(py, e))?;
+            Some(Arc::new(client))
+        } else {
+            None
+        };
         let mut cfg = Config::new(origin);
+        cfg.tls = tls;
         cfg.connections = self.connections;
         cfg.pipelining = self.pipelining;
         cfg.connect_timeout = secs(self.connect_timeout);

@@ -22,6 +22,7 @@ import http
 import os
 import re
 import socket
+import ssl
 import stat
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -352,9 +353,15 @@ class _BaseServer:
     _what_fails = "connection handlers"
 
     def __init__(
-        self, *, host: str = "127.0.0.1", unix_path: str | os.PathLike[str] | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        unix_path: str | os.PathLike[str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
+        """Serve TLS with this context (``https://`` origin)."""
         self.unix_path = os.fspath(unix_path) if unix_path is not None else None
         self.port = 0
         """TCP port once started; 0 for a Unix socket server."""
@@ -378,7 +385,8 @@ class _BaseServer:
         if self.unix_path is not None:
             return "http://localhost"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.origin + path
@@ -389,10 +397,12 @@ class _BaseServer:
                 if stat.S_ISSOCK(os.stat(self.unix_path).st_mode):
                     os.unlink(self.unix_path)
             self._server = await asyncio.start_unix_server(
-                self._handle, path=self.unix_path, limit=MAX_LINE
+                self._handle, path=self.unix_path, limit=MAX_LINE, ssl=self.tls
             )
         else:
-            self._server = await asyncio.start_server(self._handle, self.host, 0, limit=MAX_LINE)
+            self._server = await asyncio.start_server(
+                self._handle, self.host, 0, limit=MAX_LINE, ssl=self.tls
+            )
             self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -631,10 +641,11 @@ class HttpServer(_BaseServer):
         unix_path: str | os.PathLike[str] | None = None,
         idle_timeout: float | None = None,
         max_request_size: int = 64 << 20,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """``idle_timeout``: close a connection that waits that long for its next request,
         to test the client's handling of servers closing idle keep-alive connections."""
-        super().__init__(host=host, unix_path=unix_path)
+        super().__init__(host=host, unix_path=unix_path, tls=tls)
         self.idle_timeout = idle_timeout
         self.max_request_size = max_request_size
         self.requests: list[Request] = []
@@ -976,8 +987,9 @@ class RawServer(_BaseServer):
         scripts: Sequence[Script] | None = None,
         host: str = "127.0.0.1",
         unix_path: str | os.PathLike[str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(host=host, unix_path=unix_path)
+        super().__init__(host=host, unix_path=unix_path, tls=tls)
         if script is not None and scripts:
             raise TypeError("pass either script or scripts, not both")
         self._scripts: list[Script] = list(scripts) if scripts else [script or hello_script]

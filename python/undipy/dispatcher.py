@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, Unpack, overload
 from urllib.parse import urlsplit
 
-from . import api_pipeline, api_stream, api_upgrade
+from . import _tls, api_pipeline, api_stream, api_upgrade
 from ._api_common import Callback, with_callback
 from ._bridge import bridge_for
 from ._options import (
@@ -30,7 +30,7 @@ from ._options import (
 )
 from ._undipy import Core, LoopBridge, ResponseData
 from .abort import AbortSignal
-from .errors import ClientDestroyedError, InvalidArgumentError, NotSupportedError
+from .errors import ClientDestroyedError, InvalidArgumentError
 from .handler import Handler
 
 Listener = Callable[..., Any]
@@ -113,13 +113,12 @@ def _options(opts: Mapping[str, Any]) -> dict[str, Any]:
             ipaddress.ip_address(la)
         except (TypeError, ValueError):
             raise InvalidArgumentError("invalid local_address") from None
-    if o["tls"] is not None and not isinstance(o["tls"], dict):
-        raise InvalidArgumentError("invalid tls")
+    o["tls"] = _tls.normalise(o["tls"])
     return o
 
 
 def _origin(origin: Any) -> tuple[str, str, int, str]:
-    """(origin, host, port, host header) of an ``http://host:port`` origin."""
+    """(origin, host, port, host header) of an ``http(s)://host:port`` origin."""
     if not isinstance(origin, str):
         raise InvalidArgumentError("invalid url: origin must be a string")
 
@@ -139,10 +138,8 @@ def _origin(origin: Any) -> tuple[str, str, int, str]:
         raise bad("the port must be a whole number from 0 to 65535") from None
     if u.path not in ("", "/") or u.query or u.fragment:
         raise bad("an origin has no path, query or fragment (give path= to each request)")
-    if u.scheme == "https":
-        raise NotSupportedError("https origins are not supported yet")
     host = u.hostname
-    default = 80
+    default = 443 if u.scheme == "https" else 80
     port = port if port is not None else default
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
@@ -161,7 +158,10 @@ class Dispatcher:
         ``InvalidArgumentError``."""
         self.origin, host, port, host_header = _origin(origin)
         o = _options(opts)
-        self._core = Core(host, port, host_header, {**o, "connections": self._connections})
+        https = self.origin.startswith("https:")
+        self._core = Core(
+            host, port, host_header, {**o, "connections": self._connections, "https": https}
+        )
         # The loop that used this dispatcher last and its bridge, as one
         # tuple: threads that share a dispatcher read both at once.
         self._binding: tuple[asyncio.AbstractEventLoop | None, LoopBridge | None] = (None, None)

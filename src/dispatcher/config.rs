@@ -2,9 +2,12 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use super::transport::TlsClient;
 
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -34,6 +37,8 @@ pub struct Config {
     pub max_requests_per_client: Option<u64>,
     pub strict_content_length: bool,
     pub local_address: Option<IpAddr>,
+    /// `https://` origins: the dispatcher's TLS client.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 impl Config {
@@ -53,6 +58,7 @@ impl Config {
             max_requests_per_client: None,
             strict_content_length: true,
             local_address: None,
+            tls: None,
         }
     }
 }

@@ -239,7 +239,7 @@ impl Conn {
             }
             self.dirty.flush();
             let can_read = !self.read_paused();
-            let can_write = !self.wq.is_empty();
+            let can_write = !self.wq.is_empty() || self.io.pending_output();
             tokio::select! {
                 r = self.io.readable(), if can_read => {
                     if let Err(e) = r.map_err(Error::from).and_then(|()| self.read()) {
@@ -555,6 +555,10 @@ impl Conn {
     }
 
     fn write(&mut self) -> Result<(), Error> {
+        match self.io.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            r => r?,
+        }
         while !self.wq.is_empty() {
             let slices: Vec<IoSlice<'_>> = self
                 .wq

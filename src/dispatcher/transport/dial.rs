@@ -10,19 +10,8 @@ use super::socket::Socket;
 use crate::dispatcher::config::Config;
 use crate::dispatcher::error::Error;
 
-/// Opens a socket to the dispatcher's origin, within `connect_timeout`.
+/// Opens a socket to the dispatcher's origin.
 pub async fn dial(cfg: &Config) -> Result<Socket, Error> {
-    let attempt = open(cfg);
-    if cfg.connect_timeout.is_zero() {
-        return attempt.await;
-    }
-    match tokio::time::timeout(cfg.connect_timeout, attempt).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::ConnectTimeout),
-    }
-}
-
-async fn open(cfg: &Config) -> Result<Socket, Error> {
     let o = &cfg.origin;
     if let Some(path) = &o.socket_path {
         return UnixStream::connect(path)

@@ -5,6 +5,7 @@
 
 mod dial;
 mod socket;
+mod tls;
 
 use std::io::{self, IoSlice};
 use std::os::fd::OwnedFd;
@@ -14,10 +15,14 @@ use bytes::BytesMut;
 use super::config::Config;
 use super::error::Error;
 pub use socket::Socket;
+use tls::TlsStream;
+pub use tls::{TlsClient, TlsSettings};
 
 pub enum Transport {
     /// HTTP straight over the socket.
     Plain(Socket),
+    /// HTTP inside a TLS session (boxed: the session is large).
+    Tls(Box<TlsStream>),
 }
 
 /// What an idle kept-alive connection has to say before it takes a request.
@@ -32,20 +37,38 @@ pub enum Idle {
 }
 
 impl Transport {
-    /// Dials the origin and sets up the transport, within `connect_timeout`.
+    /// Dials the origin and sets up the transport (the TLS handshake
+    /// included), within `connect_timeout`.
     pub async fn open(cfg: &Config) -> Result<Transport, Error> {
-        dial::dial(cfg).await.map(Transport::Plain)
+        let attempt = async {
+            let sock = dial::dial(cfg).await?;
+            match &cfg.tls {
+                None => Ok(Transport::Plain(sock)),
+                Some(client) => TlsStream::connect(sock, client)
+                    .await
+                    .map(|s| Transport::Tls(Box::new(s))),
+            }
+        };
+        if cfg.connect_timeout.is_zero() {
+            return attempt.await;
+        }
+        match tokio::time::timeout(cfg.connect_timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::ConnectTimeout),
+        }
     }
 
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.readable().await,
+            Transport::Tls(s) => s.readable().await,
         }
     }
 
     pub async fn writable(&self) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.writable().await,
+            Transport::Tls(s) => s.writable().await,
         }
     }
 
@@ -53,6 +76,7 @@ impl Transport {
     pub fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.try_read_buf(buf),
+            Transport::Tls(s) => s.try_read_buf(buf),
         }
     }
 
@@ -60,6 +84,24 @@ impl Transport {
     pub fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.try_write_vectored(bufs),
+            Transport::Tls(s) => s.try_write_vectored(bufs),
+        }
+    }
+
+    /// Bytes taken but not yet on the wire (TLS records): the connection
+    /// waits for the socket to take them.
+    pub fn pending_output(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(s) => s.pending_output(),
+        }
+    }
+
+    /// Writes what `pending_output` holds, until done or the socket is full.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(s) => s.flush(),
         }
     }
 
@@ -73,6 +115,7 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Idle::Quiet),
                 Err(e) => Err(e),
             },
+            Transport::Tls(s) => s.probe_idle(buf),
         }
     }
 
@@ -81,6 +124,9 @@ impl Transport {
     pub fn into_fd(self) -> io::Result<OwnedFd> {
         match self {
             Transport::Plain(s) => s.into_fd(),
+            Transport::Tls(_) => Err(io::Error::other(
+                "upgrade() and connect() over https are not supported yet",
+            )),
         }
     }
 }

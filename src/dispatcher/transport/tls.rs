@@ -1,0 +1,359 @@
+//! TLS over a dialled socket, with rustls driven sans-I/O: the connection's
+//! reads and writes go through the session while the socket stays a
+//! non-blocking fd on the runtime's reactor (no extra task, no extra copy
+//! beyond rustls's own records).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{aws_lc_rs, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use super::socket::Socket;
+use super::Idle;
+use crate::dispatcher::error::Error;
+
+/// What the user said about TLS (`tls=`), as PEM bytes and flags.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    /// The only roots trusted (PEM); None: the system's store.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain and key (PEM), for mutual TLS.
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    /// False: any certificate and name is accepted (still real TLS).
+    pub verify: bool,
+    /// Sent as SNI and checked; None: the origin's host.
+    pub server_name: Option<String>,
+    /// TLS 1.3 only (else 1.2 and 1.3).
+    pub tls13_only: bool,
+}
+
+/// A dispatcher's TLS client: one rustls config (so sessions resume across
+/// its connections) and the name its connections present.
+#[derive(Debug)]
+pub struct TlsClient {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// Builds the client once per dispatcher: roots are parsed here, never
+    /// per connection.
+    pub fn new(settings: &TlsSettings, host: &str) -> Result<TlsClient, String> {
+        let provider = Arc::new(aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls13_only {
+            &[&rustls::version::TLS13]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| e.to_string())?;
+        let builder = if settings.verify {
+            builder.with_root_certificates(roots(settings.ca.as_deref())?)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        };
+        let mut config = match (&settings.cert, &settings.key) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("invalid tls cert: {e}"))?;
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|e| format!("invalid tls key: {e}"))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("invalid tls cert or key: {e}"))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err("tls cert and key go together".into()),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let wanted = settings.server_name.as_deref().unwrap_or(host);
+        let name = ServerName::try_from(wanted.trim_matches(['[', ']']).to_owned())
+            .map_err(|_| format!("invalid tls server name {wanted:?}"))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
+
+/// The trusted roots: the given PEM bundle only, or the system's store
+/// (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured), or, on a system without
+/// one, the Mozilla roots built in.
+fn roots(ca: Option<&[u8]>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    if let Some(pem) = ca {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("invalid tls ca: {e}"))?;
+            store
+                .add(cert)
+                .map_err(|e| format!("invalid tls ca: {e}"))?;
+        }
+        if store.is_empty() {
+            return Err("invalid tls ca: no certificate in it".into());
+        }
+        return Ok(store);
+    }
+    let found = rustls_native_certs::load_native_certs();
+    store.add_parsable_certificates(found.certs);
+    if store.is_empty() {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    Ok(store)
+}
+
+/// `verify=False`: any certificate for any name, but the handshake's
+/// signatures are still checked (it stays a real TLS session).
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One TLS session over a socket.
+pub struct TlsStream {
+    sock: Socket,
+    session: ClientConnection,
+    /// Decrypted bytes wait in the session: the connection must not wait
+    /// for the socket to become readable before taking them.
+    plaintext: bool,
+}
+
+/// The socket as rustls's reader and writer (non-blocking). `now`: read
+/// whatever the reactor last saw (the idle probe).
+struct Wire<'a> {
+    sock: &'a Socket,
+    now: bool,
+}
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.now {
+            self.sock.recv_now(buf)
+        } else {
+            self.sock.try_read(buf)
+        }
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.try_write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.sock.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}"))
+}
+
+impl TlsStream {
+    /// Runs the handshake over `sock`.
+    pub async fn connect(sock: Socket, client: &TlsClient) -> Result<TlsStream, Error> {
+        let session = ClientConnection::new(client.config.clone(), client.name.clone())
+            .map_err(|e| Error::socket(format!("TLS: {e}")))?;
+        let mut s = TlsStream {
+            sock,
+            session,
+            plaintext: false,
+        };
+        let failed = |e: io::Error| Error::socket(e.to_string());
+        while s.session.is_handshaking() {
+            if s.session.wants_write() {
+                s.sock.writable().await.map_err(failed)?;
+                s.flush().map_err(failed)?;
+            } else {
+                s.sock.readable().await.map_err(failed)?;
+                match s.read_records(false) {
+                    Ok(0) => {
+                        return Err(Error::socket("other side closed during the TLS handshake"))
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+        }
+        s.flush().map_err(failed)?;
+        Ok(s)
+    }
+
+    /// Reads TLS records from the socket and decrypts them. 0: the socket
+    /// reached its end.
+    fn read_records(&mut self, now: bool) -> io::Result<usize> {
+        let n = self.session.read_tls(&mut Wire {
+            sock: &self.sock,
+            now,
+        })?;
+        let state = self.session.process_new_packets().map_err(|e| {
+            let _ = self.session.write_tls(&mut Wire {
+                sock: &self.sock,
+                now: false,
+            }); // the alert, if it can go
+            tls_error(e)
+        })?;
+        self.plaintext = state.plaintext_bytes_to_read() > 0;
+        Ok(n)
+    }
+
+    pub async fn readable(&self) -> io::Result<()> {
+        if self.plaintext {
+            return Ok(());
+        }
+        self.sock.readable().await
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        self.sock.writable().await
+    }
+
+    /// Decrypted bytes into `buf`'s spare capacity; 0 once the peer sent
+    /// `close_notify`. The socket closing without it is an error: a body
+    /// cut short must never look complete.
+    pub fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        self.read_plain(buf, false)
+    }
+
+    fn read_plain(&mut self, buf: &mut BytesMut, now: bool) -> io::Result<usize> {
+        loop {
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: the reader writes initialised bytes into the slice,
+            // and only the `n` it reports are kept.
+            let spare = unsafe { &mut *(spare as *mut [_] as *mut [u8]) };
+            match self.session.reader().read(spare) {
+                Ok(n) => {
+                    // SAFETY: `n` bytes were just written.
+                    unsafe { buf.set_len(buf.len() + n) };
+                    if n > 0 {
+                        self.plaintext = self
+                            .session
+                            .process_new_packets()
+                            .map_err(tls_error)?
+                            .plaintext_bytes_to_read()
+                            > 0;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "other side closed without TLS close_notify",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+            self.plaintext = false;
+            if self.read_records(now)? == 0 {
+                continue; // the reader now reports the end (clean or not)
+            }
+            if self.session.wants_write() {
+                self.flush()?; // e.g. a key update answered
+            }
+        }
+    }
+
+    /// Encrypts and writes; how many plaintext bytes were taken.
+    pub fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.session.writer().write_vectored(bufs)?;
+        if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+            // The session's buffer is full: records must go out first.
+            self.flush()?;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match self.flush() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(n),
+            Err(e) => Err(e),
+            Ok(()) => Ok(n),
+        }
+    }
+
+    /// Records not yet on the wire.
+    pub fn pending_output(&self) -> bool {
+        self.session.wants_write()
+    }
+
+    /// Writes pending records until done or the socket is full.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.session.wants_write() {
+            self.session.write_tls(&mut Wire {
+                sock: &self.sock,
+                now: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// An idle connection: reads what the peer sent through the session, so
+    /// that TLS-level records (session tickets, key updates) are not taken
+    /// for an answer nobody asked for.
+    pub fn probe_idle(&mut self, buf: &mut BytesMut) -> io::Result<Idle> {
+        match self.read_plain(buf, true) {
+            Ok(0) => Ok(Idle::Closed),
+            Ok(_) => Ok(Idle::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Idle::Quiet),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Idle::Closed),
+            Err(e) => Err(e),
+        }
+    }
+}
