@@ -10,15 +10,17 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
 
 import pytest
+import trustme
 from hostile_helpers import Clients
 from packaging.version import Version
-from servers import HttpServer, RawServer, Script, raise_errors
+from servers import HttpServer, RawServer, Script, TlsPair, raise_errors
 
 DEFAULT_TEST_TIMEOUT = 30.0
 """Seconds per test unless --timeout, PYTEST_TIMEOUT, the ini option or a marker says so."""
@@ -99,6 +101,14 @@ else:  # pragma: no cover - exercised only with pytest-asyncio 1.0-1.3
             metafunc.parametrize(
                 "event_loop_policy", names, ids=names, indirect=True, scope="function"
             )
+
+
+@pytest.fixture(scope="session")
+def tls_pair() -> TlsPair:
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    return TlsPair(ctx, ca.cert_pem.bytes(), ca)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -962,6 +962,17 @@ class RawConn:
 
 
 Script = Callable[[RawConn], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    """A server context with a certificate for localhost and 127.0.0.1, and the
+    PEM of the CA that issued it (what a client trusts)."""
+
+    server: ssl.SSLContext
+    ca: bytes
+    authority: Any
+    """The ``trustme.CA``, to issue more certificates."""
 
 
 async def hello_script(conn: RawConn) -> None:

@@ -42,7 +42,7 @@ from hostile_helpers import (
     raw_socket,
     wait_event,
 )
-from servers import RawConn, RawServer, chunked, hello_script, response
+from servers import RawConn, RawServer, TlsPair, chunked, hello_script, response
 from undipy import (
     BodyTimeoutError,
     HeadersOverflowError,
@@ -451,9 +451,26 @@ def check(out: Outcome, expect: Err | Res) -> None:
 @pytest.mark.parametrize("delivery", DELIVERIES)
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 async def test_hostile_response(raw_server, clients: Clients, case: Case, delivery) -> None:
+    await run_case(raw_server, clients, case, delivery)
+
+
+@pytest.mark.parametrize("delivery", DELIVERIES)
+@pytest.mark.parametrize("case", CASES[::5], ids=_ids[::5])
+async def test_hostile_response_over_tls(
+    raw_server, clients: Clients, case: Case, delivery, tls_pair: TlsPair
+) -> None:
+    """Every fifth row, over TLS: the engine reads through the session."""
+    await run_case(raw_server, clients, case, delivery, tls_pair)
+
+
+async def run_case(
+    raw_server, clients: Clients, case: Case, delivery, tls: TlsPair | None = None
+) -> None:
     first = WireConn(case.wire, delivery, case.then)
-    srv: RawServer = await raw_server([first, hello_script])
-    c = clients.client(srv.origin, **case.client)
+    server_tls = {} if tls is None else {"tls": tls.server}
+    srv: RawServer = await raw_server([first, hello_script], **server_tls)
+    client_tls = {} if tls is None else {"tls": {"ca": tls.ca}}
+    c = clients.client(srv.origin, **client_tls, **case.client)
     events = Events(c)
 
     out = await fetch(c, method=case.method, **case.request)

@@ -13,20 +13,18 @@ import pytest
 import trustme
 import undipy
 from helpers import within
-from servers import HttpServer, RawConn, RawServer, Request, Response
+from servers import HttpServer, RawConn, RawServer, Request, Response, TlsPair
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+@pytest.fixture
+def ca(tls_pair: TlsPair) -> trustme.CA:
+    return tls_pair.authority
 
 
-@pytest.fixture(scope="module")
-def server_ctx(ca: trustme.CA) -> ssl.SSLContext:
+@pytest.fixture
+def server_ctx(tls_pair: TlsPair) -> ssl.SSLContext:
     """A server certificate for localhost and 127.0.0.1 from ``ca``."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
-    return ctx
+    return tls_pair.server
 
 
 @pytest.fixture
@@ -36,8 +34,8 @@ async def https(server_ctx: ssl.SSLContext) -> AsyncIterator[HttpServer]:
 
 
 @pytest.fixture
-def ca_pem(ca: trustme.CA) -> bytes:
-    return ca.cert_pem.bytes()
+def ca_pem(tls_pair: TlsPair) -> bytes:
+    return tls_pair.ca
 
 
 @pytest.fixture
@@ -264,3 +262,32 @@ async def test_session_resumption_across_connections(https: HttpServer, ca_pem: 
 def test_bad_tls_options_raise_at_construction(tls: Any, says: str) -> None:
     with pytest.raises(undipy.InvalidArgumentError, match=says):
         undipy.Client("https://127.0.0.1:1", tls=tls)
+
+
+async def switch_and_echo(conn: RawConn) -> None:
+    """101, two bytes right behind the head, then echo until the client ends."""
+    assert await conn.read_request()
+    await conn.send(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\nhi"
+    )
+    while data := await conn.read_available(timeout=2.0):
+        await conn.send(data)
+    await conn.shutdown_write()
+
+
+@pytest.mark.loops
+async def test_upgrade_over_tls(server_ctx: ssl.SSLContext, ca_pem: bytes) -> None:
+    async with RawServer(switch_and_echo, tls=server_ctx) as srv:
+        async with undipy.Client(srv.origin, tls={"ca": ca_pem}) as c:
+            up = await within(c.upgrade(path="/", protocol="echo"))
+            sock = up.socket
+            assert await within(sock.read(2)) == b"hi"
+            big = bytes(range(256)) * 1024
+            await within(sock.write(big))
+            got = bytearray()
+            while len(got) < len(big):
+                got += await within(sock.read())
+            assert bytes(got) == big
+            await within(sock.write_eof())
+            assert await within(sock.read()) == b""
+            await within(sock.close())

@@ -4,6 +4,7 @@
 //! variant, not edits all over the engine.
 
 mod dial;
+mod relay;
 mod socket;
 mod tls;
 
@@ -119,14 +120,13 @@ impl Transport {
         }
     }
 
-    /// Takes the socket out of the runtime for a caller that drives it
-    /// itself (an upgraded connection). It stays non-blocking.
+    /// A non-blocking fd for a caller that drives an upgraded connection
+    /// itself: the socket, taken out of the runtime, or for TLS one end of
+    /// a socket pair the engine relays to the session (`relay.rs`).
     pub fn into_fd(self) -> io::Result<OwnedFd> {
         match self {
             Transport::Plain(s) => s.into_fd(),
-            Transport::Tls(_) => Err(io::Error::other(
-                "upgrade() and connect() over https are not supported yet",
-            )),
+            Transport::Tls(s) => relay::hand_over(*s),
         }
     }
 }

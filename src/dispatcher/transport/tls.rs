@@ -203,8 +203,20 @@ impl Write for Wire<'_> {
     }
 }
 
+/// A TLS failure as the user reads it: why a certificate was refused
+/// (unknown issuer, expired, which name it is not valid for), or what broke.
 fn tls_error(e: rustls::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}"))
+    use rustls::CertificateError;
+    let msg = match &e {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "certificate verify failed: unknown issuer (UnknownIssuer): no trusted \
+             certificate authority signed it"
+                .to_owned()
+        }
+        rustls::Error::InvalidCertificate(c) => format!("certificate verify failed: {c}"),
+        other => format!("TLS: {other}"),
+    };
+    io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
 impl TlsStream {
@@ -326,6 +338,13 @@ impl TlsStream {
             Err(e) => Err(e),
             Ok(()) => Ok(n),
         }
+    }
+
+    /// Tells the server nothing more will come (its end of the stream), and
+    /// sends that as far as the socket takes it now.
+    pub fn close_notify(&mut self) {
+        self.session.send_close_notify();
+        let _ = self.flush();
     }
 
     /// Records not yet on the wire.
