@@ -291,3 +291,27 @@ async def test_upgrade_over_tls(server_ctx: ssl.SSLContext, ca_pem: bytes) -> No
             await within(sock.write_eof())
             assert await within(sock.read()) == b""
             await within(sock.close())
+
+
+@pytest.mark.loops
+async def test_requests_really_are_pipelined_over_tls(
+    server_ctx: ssl.SSLContext, ca_pem: bytes
+) -> None:
+    """The server reads ten requests before it answers any: only a client that
+    wrote them back to back, on one TLS connection, gets its answers."""
+
+    async def script(conn: RawConn) -> None:
+        paths = []
+        for _ in range(10):
+            raw = await conn.read_request(timeout=3.0)
+            paths.append(raw.split(b" ")[1])
+        await conn.send(b"".join(
+            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(p), p) for p in paths
+        ))
+        await conn.wait_closed_by_peer(timeout=3.0)
+
+    async with RawServer(script, tls=server_ctx) as srv:
+        async with undipy.Client(srv.origin, tls={"ca": ca_pem}, pipelining=10) as c:
+            bodies = await within(asyncio.gather(*(get(c, f"/{i}") for i in range(10))))
+    assert bodies == [f"/{i}".encode() for i in range(10)]
+    assert srv.connections == 1
