@@ -6,7 +6,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -167,35 +167,57 @@ impl ServerCertVerifier for AcceptAny {
 pub struct TlsStream {
     sock: Socket,
     session: ClientConnection,
+    /// Ciphertext read and not yet given to the session.
+    inbox: BytesMut,
     /// Decrypted bytes wait in the session: the connection must not wait
-    /// for the socket to become readable before taking them.
+    /// for the socket to become readable before taking them (nor while
+    /// `inbox` holds ciphertext).
     plaintext: bool,
 }
 
-/// The socket as rustls's reader and writer (non-blocking). `now`: read
-/// whatever the reactor last saw (the idle probe).
-struct Wire<'a> {
+/// Ciphertext read from the socket per system call: rustls asks for at most
+/// one record (~16 KiB) at a time, so a big body would cost a read per record.
+const INBOX: usize = 256 * 1024;
+
+/// The socket as rustls's reader: whole socket reads into `inbox`, handed
+/// out as rustls asks. `now`: ask the kernel whatever the reactor last saw
+/// (the idle probe).
+struct WireIn<'a> {
     sock: &'a Socket,
+    inbox: &'a mut BytesMut,
     now: bool,
 }
 
-impl Read for Wire<'_> {
+impl Read for WireIn<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.now {
-            self.sock.recv_now(buf)
-        } else {
-            self.sock.try_read(buf)
+        if self.inbox.is_empty() {
+            self.inbox.reserve(INBOX);
+            let got = if self.now {
+                self.sock.read_now(self.inbox)?
+            } else {
+                self.sock.try_read_buf(self.inbox)?
+            };
+            if got == 0 {
+                return Ok(0);
+            }
         }
+        let n = buf.len().min(self.inbox.len());
+        buf[..n].copy_from_slice(&self.inbox[..n]);
+        self.inbox.advance(n);
+        Ok(n)
     }
 }
 
-impl Write for Wire<'_> {
+/// The socket as rustls's writer: all pending records in one vectored write.
+struct WireOut<'a>(&'a Socket);
+
+impl Write for WireOut<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.try_write_vectored(&[IoSlice::new(buf)])
+        self.0.try_write_vectored(&[IoSlice::new(buf)])
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.sock.try_write_vectored(bufs)
+        self.0.try_write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -227,6 +249,7 @@ impl TlsStream {
         let mut s = TlsStream {
             sock,
             session,
+            inbox: BytesMut::new(),
             plaintext: false,
         };
         let failed = |e: io::Error| Error::socket(e.to_string());
@@ -253,15 +276,13 @@ impl TlsStream {
     /// Reads TLS records from the socket and decrypts them. 0: the socket
     /// reached its end.
     fn read_records(&mut self, now: bool) -> io::Result<usize> {
-        let n = self.session.read_tls(&mut Wire {
+        let n = self.session.read_tls(&mut WireIn {
             sock: &self.sock,
+            inbox: &mut self.inbox,
             now,
         })?;
         let state = self.session.process_new_packets().map_err(|e| {
-            let _ = self.session.write_tls(&mut Wire {
-                sock: &self.sock,
-                now: false,
-            }); // the alert, if it can go
+            let _ = self.session.write_tls(&mut WireOut(&self.sock)); // the alert, if it can go
             tls_error(e)
         })?;
         self.plaintext = state.plaintext_bytes_to_read() > 0;
@@ -269,8 +290,8 @@ impl TlsStream {
     }
 
     pub async fn readable(&self) -> io::Result<()> {
-        if self.plaintext {
-            return Ok(());
+        if self.plaintext || !self.inbox.is_empty() {
+            return Ok(()); // more to take without asking the socket
         }
         self.sock.readable().await
     }
@@ -355,10 +376,7 @@ impl TlsStream {
     /// Writes pending records until done or the socket is full.
     pub fn flush(&mut self) -> io::Result<()> {
         while self.session.wants_write() {
-            self.session.write_tls(&mut Wire {
-                sock: &self.sock,
-                now: false,
-            })?;
+            self.session.write_tls(&mut WireOut(&self.sock))?;
         }
         Ok(())
     }
