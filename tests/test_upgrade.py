@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import undipy
 from helpers import RawServerFactory, Recorder, answer, closing, head, host_of, pattern, within
-from servers import RawConn, response
+from servers import RawConn, TlsPair, response
 from undipy import (
     AbortController,
     ConnectData,
@@ -830,8 +830,11 @@ def websocket_echo(greeting: str | None, seen: list[str]) -> Any:
             for out in proto.data_to_send():
                 if out:
                     await conn.send(out)
-                else:
+                elif conn.writer.can_write_eof():
                     await conn.shutdown_write()
+                else:  # TLS in asyncio cannot half-close: close, as wss servers do
+                    await conn.close()
+                    return
             if not data:
                 break
 
@@ -839,13 +842,18 @@ def websocket_echo(greeting: str | None, seen: list[str]) -> Any:
 
 
 @pytest.mark.loops
-async def test_websocket_echo_through_the_example_client(raw_server: RawServerFactory) -> None:
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+async def test_websocket_echo_through_the_example_client(
+    raw_server: RawServerFactory, tls_pair: TlsPair, scheme: str
+) -> None:
     pytest.importorskip("websockets")
     example = load_example()
     seen: list[str] = []
-    srv = await raw_server(websocket_echo("welcome", seen))
-    async with closing(undipy.Client(srv.origin)) as client:
-        ws = await within(example.websocket_connect(client, f"ws://{host_of(srv)}/chat"))
+    secure = scheme == "wss"
+    srv = await raw_server(websocket_echo("welcome", seen), tls=tls_pair.server if secure else None)
+    tls = {"ca": tls_pair.ca} if secure else None
+    async with closing(undipy.Client(srv.origin, tls=tls)) as client:
+        ws = await within(example.websocket_connect(client, f"{scheme}://{host_of(srv)}/chat"))
         # The greeting came in the same packet as the 101: it is the first message.
         assert await within(ws.recv()) == "welcome"
         await within(ws.send("hello, undipy"))

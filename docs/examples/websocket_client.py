@@ -3,6 +3,7 @@ the ``websockets`` package's sans-I/O ``ClientProtocol`` does the framing.
 
     pip install websockets
     python docs/examples/websocket_client.py ws://127.0.0.1:8765/ "hello"
+    python docs/examples/websocket_client.py wss://example.org/chat "hello"
 
 undipy sends the upgrade request and hands over the socket; the protocol
 object checks the 101 answer (``Sec-WebSocket-Accept``), turns messages into
@@ -117,7 +118,8 @@ class WebSocket:
 async def websocket_connect(
     client: undipy.Dispatcher, url: str, headers: dict[str, str] | None = None
 ) -> WebSocket:
-    """Opens a WebSocket to ``url`` (``ws://``) through ``client``."""
+    """Opens a WebSocket to ``url`` (``ws://``, or ``wss://`` through a client
+    of an ``https://`` origin) through ``client``."""
     protocol = ClientProtocol(parse_uri(url))
     request = protocol.connect()
     wanted = {k: v for k, v in request.headers.raw_items() if k.lower() not in _ENGINE_HEADERS}
@@ -142,7 +144,8 @@ async def websocket_connect(
 
 async def main(url: str, message: str) -> None:
     u = urlsplit(url)
-    async with undipy.Client(f"http://{u.netloc}") as client:
+    scheme = "https" if u.scheme == "wss" else "http"
+    async with undipy.Client(f"{scheme}://{u.netloc}") as client:
         async with await websocket_connect(client, url) as ws:
             await ws.send(message)
             print(await ws.recv())
