@@ -6,6 +6,7 @@
     python benches/run.py --workloads seq,c64 --clients aiohttp,undipy-request \
         --loops uvloop --runs 5 --markdown results.md
     python benches/run.py --url http://127.0.0.1:8080   # any server with the same paths
+    python benches/run.py --quick --workloads c64,hc64,hconn   # https (issue 10)
 
 Each (workload, client, loop) measurement runs in a fresh process
 (python/undipy/_bench/client.py); the tables show the median over --runs.
@@ -24,6 +25,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -45,6 +47,7 @@ def _load_client_run() -> Any:
     spec = importlib.util.spec_from_file_location("undipy_bench_client", CLIENT_RUN)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # what its dataclasses look their module up in
     spec.loader.exec_module(module)
     return module
 
@@ -58,6 +61,8 @@ PIPELINED = _client_run.PIPELINED
 STREAMING = _client_run.STREAMING
 STREAM_CLIENTS = _client_run.STREAM_CLIENTS
 ALL_CLIENT_MODULES = _client_run.ALL_CLIENT_MODULES
+HTTPS = _client_run.HTTPS
+NEW_CONNECTION = _client_run.NEW_CONNECTION
 
 LOOPS = ["asyncio", "uvloop"]
 WRK = "wrk"
@@ -67,6 +72,7 @@ PIP_NAMES = {
     "aiosonic": "aiosonic",
     "pyreqwest": "pyreqwest",
     "uvloop": "uvloop",
+    "trustme": "trustme",  # the certificate, when there is no openssl CLI
 }
 WORKLOAD_TITLES = {
     "seq": "GET /small (13 B), 1 in flight, 1 connection",
@@ -78,9 +84,15 @@ WORKLOAD_TITLES = {
     "s1m": "streaming GET /1m into a counting sink, 8 in flight, 8 connections",
     "s100m": "streaming GET /100m into a counting sink, 4 in flight, 4 connections",
     "s1g": "streaming GET /1g into a counting sink, 1 in flight (peak RSS is the point)",
+    "hseq": "https GET /small (13 B), 1 in flight, 1 connection",
+    "hc64": "https GET /small (13 B), 64 in flight, 64 connections",
+    "hbig": "https GET /1m (1 MiB, body fully read), 8 in flight, 8 connections",
+    "hpost": "https POST /echo (64 KiB request body, 2 B response), 16 in flight, 16 connections",
+    "hconn": "https GET /small (13 B), 16 in flight, a new TLS connection per request "
+    "(Connection: close)",
 }
 # Reported in MiB/s, and CPU per MiB for the streaming ones.
-BYTE_WORKLOADS = ("big", *STREAMING)
+BYTE_WORKLOADS = ("big", "hbig", *STREAMING)
 MIB = 1 << 20
 
 
@@ -148,20 +160,29 @@ def apt_install(packages: list[str]) -> bool:
     )
 
 
-def ensure_system_tools(need_nginx: bool, need_wrk: bool) -> None:
+def nginx_has_ssl(exe: str) -> bool:
+    """Whether this nginx was built with the http ssl module (`nginx -V`)."""
+    out = subprocess.run([exe, "-V"], capture_output=True, text=True)
+    return "--with-http_ssl_module" in out.stdout + out.stderr
+
+
+def ensure_system_tools(need_nginx: bool, need_wrk: bool, need_ssl: bool) -> None:
     want = []
     if need_nginx and not find_exe("nginx"):
         want.append("nginx-light")
     if need_wrk and not find_exe("wrk"):
         want.append("wrk")
-    if not want:
-        return
-    log(f"installing {', '.join(want)} ...")
-    if not apt_install(want):
+    if want:
+        log(f"installing {', '.join(want)} ...")
+    if want and not apt_install(want):
         # One at a time, and the full nginx package if nginx-light is missing.
         for pkg in want:
             if not apt_install([pkg]) and pkg == "nginx-light":
                 apt_install(["nginx"])
+    exe = find_exe("nginx")
+    if need_nginx and need_ssl and exe and not nginx_has_ssl(exe):
+        log("nginx has no ssl module: installing the full nginx package ...")
+        apt_install(["nginx"])
 
 
 def python_can_import(module: str) -> bool:
@@ -211,7 +232,13 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         server_name localhost;
+{locations}
+    }}
+{tls}}}
+"""
 
+# The routes, the same over http and https.
+NGINX_LOCATIONS = """
         location = /small {{
             return 200 "Hello, World!";
         }}
@@ -231,14 +258,97 @@ http {{
             client_max_body_size 10m;
             client_body_buffer_size 1m;
             return 200 "ok";
-        }}
+        }}"""
+
+# https (issue 10): the same routes over TLS 1.3 (1.2 allowed), with session
+# tickets and a session cache so that clients can resume sessions. Each
+# response after which nginx closes the connection (hconn's) is logged: the
+# protocol, whether the session was resumed ("r") and the requests the
+# connection carried.
+NGINX_TLS = """
+    log_format tls "$ssl_protocol $ssl_session_reused $connection_requests";
+    map $sent_http_connection $closes {{
+        close 1;
+        default 0;
     }}
-}}
+
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {tls_dir}/server.pem;
+        ssl_certificate_key {tls_dir}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1h;
+        access_log {log} tls if=$closes;
+{locations}
+    }}
 """
 
 
+# ------------------------------------------------------------- certificates
+
+# The server certificate's extensions (what rustls/webpki and OpenSSL's strict
+# mode want from a leaf).
+OPENSSL_LEAF_EXT = """subjectAltName = IP:127.0.0.1, DNS:localhost
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def _certificates_openssl(exe: str, d: Path) -> None:
+    def openssl(*args: str) -> None:
+        subprocess.run([exe, *args], cwd=d, check=True, capture_output=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "7",
+        "-subj", "/CN=undipy bench CA", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    openssl(
+        "req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"
+    )
+    (d / "leaf.ext").write_text(OPENSSL_LEAF_EXT)
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-set_serial", "2", "-days", "7", "-extfile", "leaf.ext", "-out", "server.pem",
+    )  # fmt: skip
+
+
+def _certificates_trustme(d: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()  # ECDSA P-256 keys by default
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    leaf.private_key_pem.write_to_path(str(d / "server.key"))
+    leaf.cert_chain_pems[0].write_to_path(str(d / "server.pem"))
+
+
+def make_certificates(d: Path) -> str:
+    """A CA (ca.pem) and the server certificate it signed for 127.0.0.1 and
+    localhost (server.pem, server.key), ECDSA P-256, in `d`: with the openssl
+    CLI if there is one, else with trustme. -> which made them."""
+    exe = find_exe("openssl")
+    if exe:
+        try:
+            _certificates_openssl(exe, d)
+            return "openssl"
+        except subprocess.CalledProcessError as exc:
+            log(f"openssl failed ({exc.stderr.decode(errors='replace').strip()[-200:]}): trustme")
+    try:
+        _certificates_trustme(d)
+    except ImportError as exc:
+        raise RuntimeError(f"no openssl CLI and no trustme to make a certificate: {exc}") from None
+    return "trustme"
+
+
 class Nginx:
-    def __init__(self) -> None:
+    def __init__(self, tls: bool) -> None:
         exe = find_exe("nginx")
         if not exe:
             raise SystemExit("nginx is not installed and could not be installed (or pass --url)")
@@ -260,9 +370,37 @@ class Nginx:
             os.chmod(self.tmp / "www" / name, 0o644)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.https_origin: str | None = None
+        # https: the certificates, and the log of the responses that close.
+        self.tls_dir = self.tmp / "tls" if tls else None
+        self.tls_log = self.tmp / "tls.log"
+        self.cert_maker = ""
+        self.no_tls = ""  # why there is no https server
+        if tls and not nginx_has_ssl(exe):
+            self.no_tls = f"{exe} has no ssl module (nginx -V)"
+        elif self.tls_dir:
+            self.tls_dir.mkdir(mode=0o755)
+            try:
+                self.cert_maker = make_certificates(self.tls_dir)
+            except RuntimeError as exc:
+                self.no_tls = str(exc)
+        if self.no_tls:
+            self.tls_dir = None
 
-    def _config(self, port: int, extra: str) -> str:
-        return NGINX_CONF.format(tmp=self.tmp, port=port, extra_temp_paths=extra)
+    @property
+    def ca(self) -> str | None:
+        return str(self.tls_dir / "ca.pem") if self.tls_dir else None
+
+    def _config(self, port: int, tls_port: int, extra: str) -> str:
+        locations = NGINX_LOCATIONS.format(tmp=self.tmp)
+        tls = ""
+        if self.tls_dir:
+            tls = NGINX_TLS.format(
+                port=tls_port, tls_dir=self.tls_dir, log=self.tls_log, locations=locations
+            )
+        return NGINX_CONF.format(
+            tmp=self.tmp, port=port, extra_temp_paths=extra, locations=locations, tls=tls
+        )
 
     def start(self) -> str:
         conf = self.tmp / "nginx.conf"
@@ -271,7 +409,7 @@ class Nginx:
         extra_lines = []
         for mod in ("proxy", "fastcgi", "uwsgi", "scgi"):
             line = f"    {mod}_temp_path {self.tmp}/{mod};\n"
-            conf.write_text(self._config(8, "".join(extra_lines) + line))
+            conf.write_text(self._config(8, 9, "".join(extra_lines) + line))
             if (
                 subprocess.run(
                     [
@@ -294,8 +432,10 @@ class Nginx:
 
         last_err = ""
         for _ in range(5):
-            port = free_port()
-            conf.write_text(self._config(port, extra))
+            port, tls_port = free_port(), free_port()
+            if port == tls_port:
+                continue
+            conf.write_text(self._config(port, tls_port, extra))
             self.proc = subprocess.Popen(
                 [self.exe, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")],
                 stdin=subprocess.DEVNULL,
@@ -303,18 +443,27 @@ class Nginx:
                 stderr=subprocess.DEVNULL,
                 preexec_fn=pinned("server"),
             )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    self.port = port
-                    return f"http://127.0.0.1:{port}"
-                except OSError:
-                    time.sleep(0.05)
+            ports = [port, tls_port] if self.tls_dir else [port]
+            if self._wait_listening(ports):
+                self.port = port
+                if self.tls_dir:
+                    self.https_origin = f"https://127.0.0.1:{tls_port}"
+                return f"http://127.0.0.1:{port}"
             self.stop()
             err_log = self.tmp / "error.log"
             last_err = err_log.read_text()[-2000:] if err_log.exists() else ""
         raise SystemExit(f"nginx did not start; error.log:\n{last_err}")
+
+    def _wait_listening(self, ports: list[int]) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + 10
+        while ports and time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", ports[0]), timeout=0.5).close()
+                ports = ports[1:]
+            except OSError:
+                time.sleep(0.05)
+        return not ports
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -372,16 +521,29 @@ def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, dict[s
     return status, headers, body
 
 
-def verify_server(origin: str) -> None:
+def _connect(
+    host: str, port: int, ctx: ssl.SSLContext | None, session: ssl.SSLSession | None = None
+) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=10)
+    if ctx is None:
+        return sock
+    return ctx.wrap_socket(sock, server_hostname=host, session=session)
+
+
+def verify_server(origin: str, ca: str | None = None) -> str:
     """Checks every endpoint on ONE keep-alive connection (so a server that
-    mishandles the POST body, or closes after it, is caught)."""
-    m = re.fullmatch(r"http://([^/:]+|\[[^\]]+\]):(\d+)", origin)
+    mishandles the POST body, or closes after it, is caught). An https://
+    origin must present a certificate that `ca` (else the system store)
+    trusts. -> for https, the TLS version and whether a second connection
+    resumed the first one's session; "" for http."""
+    m = re.fullmatch(r"(https?)://([^/:]+|\[[^\]]+\]):(\d+)", origin)
     if not m:
-        raise SystemExit(f"--url must look like http://127.0.0.1:PORT, got {origin!r}")
-    host, port = m.group(1).strip("[]"), int(m.group(2))
+        raise SystemExit(f"the origin must look like http://127.0.0.1:PORT, got {origin!r}")
+    host, port = m.group(2).strip("[]"), int(m.group(3))
     if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
         raise SystemExit(f"refusing to benchmark a non-loopback host: {host}")
-    hosthdr = f"{m.group(1)}:{port}"
+    ctx = ssl.create_default_context(cafile=ca) if m.group(1) == "https" else None
+    hosthdr = f"{m.group(2)}:{port}"
     get = lambda p: f"GET {p} HTTP/1.1\r\nHost: {hosthdr}\r\n\r\n".encode()  # noqa: E731
     post = (
         f"POST /echo HTTP/1.1\r\nHost: {hosthdr}\r\nContent-Type: application/octet-stream"
@@ -394,7 +556,11 @@ def verify_server(origin: str) -> None:
         ("POST /echo again", post, lambda b: b == b"ok"),
         ("GET /small after POSTs", get("/small"), lambda b: b == b"Hello, World!"),
     ]
-    with socket.create_connection((host, port), timeout=10) as sock:
+    try:
+        sock = _connect(host, port, ctx)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"server check failed: cannot connect to {origin}: {exc}") from None
+    with sock:
         pending = bytearray()
         for name, req, ok in checks:
             sock.sendall(req)
@@ -411,9 +577,57 @@ def verify_server(origin: str) -> None:
         r2 = _read_response(sock, pending)
         if (r1[0], r1[2], r2[0], r2[2]) != (200, b"Hello, World!", 200, b"ok"):
             raise SystemExit("server check failed: pipelined GET /small + POST /echo")
+        if not isinstance(sock, ssl.SSLSocket):
+            return ""
+        version, session = sock.version(), sock.session
+    # A second connection offers the first one's session (its ticket).
+    with _connect(host, port, ctx, session) as again:
+        again.sendall(get("/small"))
+        _read_response(again, bytearray())
+        resumed = "resumes sessions" if again.session_reused else "does NOT resume sessions"
+    return f"{version}, {resumed}"
 
 
 # ------------------------------------------------------------- measurements
+
+
+@dataclass
+class Target:
+    """Where the workloads go: the http origin, the https one (None: no https
+    workloads) with the CA file its certificate chains to, and nginx's log of
+    the https responses after which it closed the connection (hconn's)."""
+
+    origin: str
+    https_origin: str | None = None
+    ca: str | None = None
+    tls_log: Path | None = None
+
+    def origin_for(self, workload: str) -> str:
+        if workload in HTTPS:
+            assert self.https_origin is not None
+            return self.https_origin
+        return self.origin
+
+    def log_mark(self) -> int | None:
+        """The end of the TLS log now (None: no log)."""
+        if self.tls_log is None or not self.tls_log.exists():
+            return None
+        return self.tls_log.stat().st_size
+
+    def logged_since(self, mark: int) -> dict[str, Any]:
+        """The TLS log's lines since `mark`: how many, how many resumed their
+        session, the protocols, the most requests one connection carried."""
+        assert self.tls_log is not None
+        with open(self.tls_log, "rb") as f:
+            f.seek(mark)
+            lines = [ln.split() for ln in f.read().decode("latin-1").splitlines()]
+        lines = [ln for ln in lines if len(ln) == 3]
+        return {
+            "closed": len(lines),
+            "resumed": sum(ln[1] == "r" for ln in lines),
+            "protocols": sorted({ln[0] for ln in lines}),
+            "max_per_conn": max((int(ln[2]) for ln in lines), default=0),
+        }
 
 
 @dataclass
@@ -453,9 +667,10 @@ class Result:
 
 
 def run_client(
-    workload: str, client: str, loop: str, run: int, origin: str, duration: float, warmup: float
+    workload: str, client: str, loop: str, run: int, target: Target, duration: float, warmup: float
 ) -> Result:
     res = Result(workload, client, loop, run)
+    ca = ["--ca", target.ca] if workload in HTTPS and target.ca else []
     cmd = [
         sys.executable,
         str(CLIENT_RUN),
@@ -466,7 +681,8 @@ def run_client(
         "--workload",
         workload,
         "--url",
-        origin,
+        target.origin_for(workload),
+        *ca,
         "--duration",
         str(duration),
         "--warmup",
@@ -542,7 +758,7 @@ def parse_wrk(out: str) -> tuple[int, float, float, int]:
 
 
 def run_wrk(
-    workload: str, run: int, origin: str, duration: float, warmup: float, lua_dir: Path
+    workload: str, run: int, target: Target, duration: float, warmup: float, lua_dir: Path
 ) -> Result:
     path, method, n, _ = WORKLOADS[workload]
     res = Result(workload, "wrk", "-", run)
@@ -560,7 +776,10 @@ def run_wrk(
         lua = lua_dir / "post.lua"
         lua.write_text(WRK_LUA_POST.format(size=len(POST_BODY)))
         cmd += ["-s", str(lua)]
-    url = origin + path
+    if workload in NEW_CONNECTION:
+        cmd += ["-H", "Connection: close"]  # wrk reconnects after each response
+    # https: wrk does not check the certificate.
+    url = target.origin_for(workload) + path
     # wrk takes whole seconds only.
     if warmup > 0:
         subprocess.run(
@@ -627,6 +846,22 @@ class Row:
     runs_ok: int
     runs: int
     note: str = ""
+    resumed: float | None = None  # hconn: % of the new TLS connections that resumed
+
+
+def tls_summary(tls: list[dict[str, Any]]) -> tuple[float | None, str]:
+    """(% resumed, a note) from nginx's log of the connections that closed."""
+    closed = sum(t["closed"] for t in tls)
+    if not closed:
+        return None, ""
+    notes = []
+    protocols = sorted({p for t in tls for p in t["protocols"]})
+    if protocols != ["TLSv1.3"]:
+        notes.append(f"TLS versions: {', '.join(protocols)}")
+    most = max(t["max_per_conn"] for t in tls)
+    if most > 1:
+        notes.append(f"up to {most} requests on one connection")
+    return sum(t["resumed"] for t in tls) / closed * 100, "; ".join(notes)
 
 
 def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]) -> list[Row]:
@@ -664,6 +899,9 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
         shutdown = next((e for r in ok if (e := r.extra.get("shutdown_error"))), None)
         if shutdown:
             note = (note + "; " if note else "") + f"at shutdown: {shutdown}"
+        resumed, tls_note = tls_summary([t for r in ok if (t := r.extra.get("tls"))])
+        if tls_note:
+            note = (note + "; " if note else "") + tls_note
         if len(ok) < len(rs):
             note = (note + "; " if note else "") + f"{len(rs) - len(ok)} run(s) failed"
         rows.append(
@@ -678,9 +916,14 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
                 len(ok),
                 len(rs),
                 note,
+                resumed,
             )
         )
     return rows
+
+
+def fmt_pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}%"
 
 
 def build_tables(
@@ -695,6 +938,7 @@ def build_tables(
     for wl in workloads:
         rows = summarize(results, wl, order)
         streaming = wl in STREAMING
+        new_conn = wl in NEW_CONNECTION
         base_client = stream_baseline if streaming else baseline
         base = {r.loop: r for r in rows if r.client == base_client}
         unit = "MiB/s" if wl in BYTE_WORKLOADS else "req/s"
@@ -706,6 +950,7 @@ def build_tables(
             f"{unit} vs {base_client}",
             f"CPU vs {base_client}",
             *(["peak RSS MiB"] if streaming else []),
+            *(["TLS resumed"] if new_conn else []),
             "range",
             "errors",
         ]
@@ -723,6 +968,7 @@ def build_tables(
                     "n/a" if is_wrk else fmt_ratio(r.rate, b.rate if b else None),
                     "n/a" if is_wrk else fmt_ratio(r.cpu_us, b.cpu_us if b else None),
                     *([fmt_rss(r.rss_mib, is_wrk)] if streaming else []),
+                    *([fmt_pct(r.resumed)] if new_conn else []),
                     f"±{r.spread / 2:.0f}%" if r.spread is not None else "—",
                     str(r.errors),
                 ]
@@ -731,6 +977,32 @@ def build_tables(
                 notes.append(f"{r.client}/{r.loop}: {r.note}")
         tables.append((f"{wl}: {WORKLOAD_TITLES[wl]}", header, body, notes))
     return tables
+
+
+def https_cost(results: list[Result], order: list[tuple[str, str]], client: str) -> list[str]:
+    """`client`'s CPU µs/req over https ÷ over http, per loop, for each https
+    workload whose plain one ran too (c64 first: issue 10's bar)."""
+    lines = []
+    pairs = sorted(((h, p) for h, p in HTTPS.items() if p), key=lambda hp: hp[1] != "c64")
+    for hwl, plain in pairs:
+        rows = {
+            wl: {r.loop: r for r in summarize(results, wl, order) if r.client == client}
+            for wl in (hwl, plain)
+        }
+        cells = []
+        for loop, h in rows[hwl].items():
+            p = rows[plain].get(loop)
+            if p is None or h.cpu_us is None or p.cpu_us is None:
+                continue
+            cells.append(
+                f"{fmt_ratio(h.cpu_us, p.cpu_us)} on {loop} "
+                f"({fmt_rate(h.cpu_us)} / {fmt_rate(p.cpu_us)} µs)"
+            )
+        if cells:
+            lines.append(
+                f"{client} CPU µs/req, {hwl} ÷ {plain} (https ÷ http): " + ", ".join(cells)
+            )
+    return lines
 
 
 def render_text(tables) -> str:
@@ -832,6 +1104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--no-wrk", action="store_true", help="skip the wrk rows")
     ap.add_argument("--url", help="benchmark this server (http://127.0.0.1:PORT) instead of nginx")
+    ap.add_argument(
+        "--https-url",
+        help="with --url: the https workloads go to this server (https://127.0.0.1:PORT); "
+        "without it they are skipped",
+    )
+    ap.add_argument("--ca", metavar="PEM", help="with --https-url: the CA file its clients trust")
     ap.add_argument("--no-install", action="store_true", help="never run apt-get or pip")
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     ap.add_argument("--json", metavar="FILE", help="also write every single run as JSON")
@@ -853,6 +1131,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.loops = split(args.loops, LOOPS, "loop")
     if args.runs < 1 or args.duration <= 0 or args.warmup < 0:
         ap.error("--runs must be >= 1, --duration > 0, --warmup >= 0")
+    if args.https_url and not args.url:
+        ap.error("--https-url goes with --url (without them, nginx serves both)")
+    if args.ca and not args.https_url:
+        ap.error("--ca goes with --https-url (nginx's CA is made by the harness)")
     return args
 
 
@@ -861,13 +1143,17 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     set_pin(args.pin)
     use_wrk = not args.no_wrk
+    workloads = list(args.workloads)
+    https = any(wl in HTTPS for wl in workloads)
 
     # 1. Tools and libraries.
     if not args.no_install:
-        ensure_system_tools(need_nginx=not args.url, need_wrk=use_wrk)
+        ensure_system_tools(need_nginx=not args.url, need_wrk=use_wrk, need_ssl=https)
         mods = [ALL_CLIENT_MODULES[c] for c in args.clients] + (
             ["uvloop"] if "uvloop" in args.loops else []
         )
+        if https and not args.url and not find_exe("openssl"):
+            mods.append("trustme")
         ensure_python_packages(sorted(set(mods)))
     versions = json.loads(
         subprocess.run(
@@ -900,20 +1186,33 @@ def main(argv: list[str] | None = None) -> int:
     lua_dir = Path(tempfile.mkdtemp(prefix="undipy-bench-wrk-"))
     try:
         if args.url:
-            origin = args.url.rstrip("/")
-            server = f"external: {origin}"
+            https_url = args.https_url.rstrip("/") if args.https_url else None
+            target = Target(args.url.rstrip("/"), https_url, args.ca)
+            server = f"external: {target.origin}"
         else:
-            nginx = Nginx()
-            origin = nginx.start()
-            server = f"{nginx.version()} (1 worker) at {origin}"
+            nginx = Nginx(tls=https)
+            target = Target(nginx.start(), nginx.https_origin, nginx.ca, nginx.tls_log)
+            server = f"{nginx.version()} (1 worker) at {target.origin}"
         log(f"server: {server}")
-        verify_server(origin)
+        verify_server(target.origin)
         log("server check: /small, /1m, /echo (twice), pipelined — ok")
+        if target.https_origin:
+            tls = verify_server(target.https_origin, target.ca)
+            log(f"server check over https: the same — ok; {tls}")
+            if nginx and not tls.startswith("TLSv1.3"):
+                raise SystemExit(f"nginx negotiated {tls}, not TLS 1.3")
+            server += f" and {target.https_origin} ({tls}"
+            server += f"; ECDSA P-256 certificate by {nginx.cert_maker})" if nginx else ")"
+        elif https:
+            why = nginx.no_tls if nginx else "no --https-url"
+            unavailable["https workloads"] = f"unavailable: {why}"
+            log(f"https workloads: skipped ({why})")
+            workloads = [wl for wl in workloads if wl not in HTTPS]
 
         # 3. Measurements, run-major so that drift hits every client alike.
         plan = []
         for run in range(1, args.runs + 1):
-            for wl in args.workloads:
+            for wl in workloads:
                 if use_wrk and wl != "s1g":  # wrk would finish too few 1 GiB bodies
                     plan.append((run, wl, "wrk", "-"))
                 for loop in loops:
@@ -929,11 +1228,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{len(plan)} measurements, about {len(plan) * per / 60:.1f} min")
         t_start = time.monotonic()
         for i, (run, wl, client, loop) in enumerate(plan, 1):
+            mark = target.log_mark() if wl in NEW_CONNECTION else None
             if client == "wrk":
-                r = run_wrk(wl, run, origin, args.duration, args.warmup, lua_dir)
+                r = run_wrk(wl, run, target, args.duration, args.warmup, lua_dir)
             else:
-                r = run_client(wl, client, loop, run, origin, args.duration, args.warmup)
+                r = run_client(wl, client, loop, run, target, args.duration, args.warmup)
+            if mark is not None:
+                r.extra["tls"] = target.logged_since(mark)
             results.append(r)
+            tls = r.extra.get("tls")
             if r.failed:
                 what = f"FAILED {r.failed}"
             else:
@@ -943,6 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt_rate(cpu) if cpu is not None else '—'} µs CPU/"
                     + ("MiB" if wl in STREAMING else "req")
                     + (f", peak RSS {r.rss_mib:.0f} MiB" if wl in STREAMING and r.rss_mib else "")
+                    + (f", TLS resumed {fmt_pct(tls_summary([tls])[0])}" if tls else "")
                     + (f", {r.errors} errors" if r.errors else "")
                 )
             eta = (time.monotonic() - t_start) / i * (len(plan) - i)
@@ -954,7 +1258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. Report.
     order = ([("wrk", "-")] if use_wrk else []) + [(c, lp) for lp in loops for c in clients]
-    tables = build_tables(results, args.workloads, order, args.baseline, args.stream_baseline)
+    tables = build_tables(results, workloads, order, args.baseline, args.stream_baseline)
     settings = (
         f"{args.runs} run(s) per cell (median shown), {args.duration:g} s timed after "
         f"{args.warmup:g} s warm-up, each in a fresh process"
@@ -971,6 +1275,10 @@ def main(argv: list[str] | None = None) -> int:
             + "; ".join(f"{k} ({v.removeprefix('unavailable: ')})" for k, v in unavailable.items())
         )
     print(render_text(tables))
+    cost = https_cost(results, order, args.baseline)
+    if cost:
+        print()
+        print("\n".join(cost))
     print(
         "\nCPU µs/req: user+sys of the whole client process (all threads) over the timed "
         "window / requests (per MiB for the streaming workloads); wrk's in parentheses "
@@ -1005,6 +1313,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         md.append(render_markdown(tables))
+        if cost:
+            md += ["", *(f"- {line}" for line in cost)]
         md += [
             "",
             "CPU µs/req: user+sys CPU of the whole client process (all threads) during "

@@ -1,19 +1,23 @@
 """The benchmark runner (``undipy bench`` and ``benches/run.py`` share it) still
 measures what it claims: each undipy client completes requests against the
-built-in server with no error, and the streaming clients count the bytes they
-were sent. No timing is asserted."""
+built-in server with no error, the streaming clients count the bytes they
+were sent, and the https workloads run against a TLS server (a new, resumed
+connection per request for ``hconn``). No timing is asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import HttpServer, Request, Response, TlsPair
 from undipy._bench.cli import start_server
-from undipy._bench.client import STREAMING
+from undipy._bench.client import STREAMING, WORKLOADS
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,81 @@ def test_undipy_clients_complete_requests_without_errors(
         assert (r["requests"] - 8) * size <= r["bytes"] <= (r["requests"] + 8) * size
     else:
         assert r["bytes"] == r["requests"] * size
+
+
+class BenchTls:
+    """An https server with the benchmark's routes, and whether each request's
+    TLS session was resumed."""
+
+    def __init__(self, server: HttpServer, ca: str) -> None:
+        self.server = server
+        self.ca = ca
+        self.resumed: list[bool] = []
+
+    async def answer(self, req: Request) -> Response:
+        self.resumed.append(req.writer.get_extra_info("ssl_object").session_reused)
+        path = req.path.split("?", 1)[0]
+        return Response(body={"/small": b"Hello, World!", "/1m": bytes(1 << 20)}.get(path, b"ok"))
+
+
+@pytest.fixture
+async def bench_tls(tls_pair: TlsPair, tmp_path: Path) -> AsyncIterator[BenchTls]:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(tls_pair.ca)
+    async with HttpServer(tls=tls_pair.server) as srv:
+        bench = BenchTls(srv, str(ca))
+        for path in ("/small", "/1m", "/echo"):
+            srv.route(path, bench.answer)
+        yield bench
+
+
+async def measure_https(bench: BenchTls, client: str, workload: str) -> dict[str, Any]:
+    """One run of the client process while this loop serves it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "undipy._bench.client", "--client", client, "--workload",
+        workload, "--url", bench.server.origin, "--ca", bench.ca, "--duration", "0.3",
+        "--warmup", "0.1", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=25)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    ("client", "workload"),
+    [
+        ("undipy-request", "hc64"),
+        ("undipy-dispatch", "hpost"),
+        ("undipy-request", "hbig"),
+        ("undipy-request", "hconn"),
+        ("undipy-dispatch", "hconn"),
+    ],
+)
+async def test_undipy_clients_complete_https_requests(
+    bench_tls: BenchTls, client: str, workload: str
+) -> None:
+    r = await measure_https(bench_tls, client, workload)
+    assert r["errors_total"] == 0, r["first_error"]
+    assert r["shutdown_error"] is None
+    assert r["requests"] > 0
+    assert r["bytes"] == r["requests"] * WORKLOADS[workload][3]
+    counts = bench_tls.server.request_counts
+    if workload == "hconn":
+        # One request per connection, and the sessions are resumed.
+        assert max(counts) == 1
+        assert sum(bench_tls.resumed) > len(bench_tls.resumed) / 2
+    else:
+        assert len(counts) <= WORKLOADS[workload][2]  # keep-alive
+
+
+def test_an_https_workload_needs_an_https_origin(bench_url: str) -> None:
+    cmd = [
+        sys.executable, "-m", "undipy._bench.client", "--client", "undipy-request",
+        "--workload", "hc64", "--url", bench_url,
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=25)
+    assert out.returncode == 2
+    assert "needs an https:// --url" in out.stderr
 
 
 def test_a_client_that_does_not_run_a_workload_says_so(bench_url: str) -> None:

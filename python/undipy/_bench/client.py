@@ -2,6 +2,8 @@
 
     python python/undipy/_bench/client.py --client aiohttp --loop uvloop --workload c64 \
         --url http://127.0.0.1:8080 --duration 5 [--warmup 1]
+    python python/undipy/_bench/client.py --client aiohttp --workload hc64 \
+        --url https://127.0.0.1:8443 --ca ca.pem --duration 5
 
 prints one JSON line on stdout:
 
@@ -14,6 +16,10 @@ RUSAGE_SELF, user + sys, all threads of the process) cover the timed window
 only: the clients run `--warmup` seconds first, then the counters and the
 rusage are snapshotted, and again `--duration` seconds later.
 
+The https workloads (`hseq`, `hc64`, `hbig`, `hpost`, `hconn`) need an
+https:// `--url`; every client trusts the PEM file `--ca` (else the system
+store). `hconn` opens a new connection for every request.
+
 A client whose library cannot be imported prints {"unavailable": reason} and
 exits with status 3. `--versions` prints a JSON object with every client's
 library version (or "unavailable: reason") and exits.
@@ -23,12 +29,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import resource
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # name -> (path, method, in-flight count, expected response body length)
@@ -45,8 +55,27 @@ WORKLOADS: dict[str, tuple[str, str, int, int]] = {
     # server, not the client, would set the pace.
     "s100m": ("/100m", "GET", 4, 100 << 20),
     "s1g": ("/1g", "GET", 1, 1 << 30),
+    # https (issue 10): the four plain workloads over TLS, and `hconn`, a new
+    # TLS connection (resumed where the client can) for every request.
+    "hseq": ("/small", "GET", 1, 13),
+    "hc64": ("/small", "GET", 64, 13),
+    "hbig": ("/1m", "GET", 8, 1 << 20),
+    "hpost": ("/echo", "POST", 16, 2),
+    "hconn": ("/small", "GET", 16, 13),
 }
 STREAMING = ("s1m", "s100m", "s1g")
+# The https workloads -> the plain workload each repeats over TLS (None: hconn).
+HTTPS: dict[str, str | None] = {
+    "hseq": "seq",
+    "hc64": "c64",
+    "hbig": "big",
+    "hpost": "post",
+    "hconn": None,
+}
+# Workloads that open a new connection for every request: each client's way of
+# sending `Connection: close` (the server closes after the response).
+NEW_CONNECTION = ("hconn",)
+CLOSE_HEADERS = {"connection": "close"}
 # Pipelined workloads: name -> (connections, pipelining). Only undipy (and
 # wrk with a pipelining script) can run them; the others get one connection
 # per request in flight.
@@ -113,7 +142,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"[:500]
 
 
-# A "client" is an async factory: make(origin, n) -> (request, close), where
+@dataclass(frozen=True)
+class Conn:
+    """How a client connects: `ca`, a PEM file to trust for https:// (None:
+    the library's default store), and `close`, a new connection per request."""
+
+    ca: str | None = None
+    close: bool = False
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.ca) if self.ca else None
+
+    def undipy_options(self) -> dict[str, Any]:
+        return {"tls": {"ca": self.ca}} if self.ca else {}
+
+
+# A "client" is an async factory: make(origin, n, conn) -> (request, close), where
 # `await request(path, method, body)` returns (status, body length) with the
 # body fully read, and `await close()` releases everything.
 Request = Callable[[str, str, "bytes | None"], Awaitable[tuple[int, int]]]
@@ -124,21 +168,39 @@ Close = Callable[[], Awaitable[None]]
 # and the streaming factories).
 
 
-def _aiohttp_session(n: int) -> Any:
+def _aiohttp_session(n: int, conn: Conn) -> Any:
     import aiohttp
 
+    connector = aiohttp.TCPConnector(
+        limit=n, limit_per_host=n, ssl=conn.ssl_context() or True, force_close=conn.close
+    )
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
+        connector=connector,
         timeout=aiohttp.ClientTimeout(total=600),
+        headers=CLOSE_HEADERS if conn.close else None,
     )
 
 
-def _httpx_client(n: int) -> Any:
+def _httpx_client(n: int, conn: Conn) -> Any:
     import httpx
 
     return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n), timeout=600.0
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        timeout=600.0,
+        verify=conn.ssl_context() or True,
+        headers=CLOSE_HEADERS if conn.close else None,
     )
+
+
+def _aiosonic_request_options(conn: Conn) -> dict[str, Any]:
+    """aiosonic takes the SSL context and the headers per request (it sends
+    its own `Connection: keep-alive` too: nginx goes by the last one)."""
+    options: dict[str, Any] = {}
+    if conn.ca:
+        options["ssl"] = conn.ssl_context()
+    if conn.close:
+        options["headers"] = CLOSE_HEADERS
+    return options
 
 
 def _aiosonic_client(n: int) -> Any:
@@ -152,19 +214,23 @@ def _aiosonic_client(n: int) -> Any:
     return aiosonic.HTTPClient(connector=connector)
 
 
-def _pyreqwest_client(n: int) -> Any:
+def _pyreqwest_client(n: int, conn: Conn) -> Any:
     from pyreqwest.client import ClientBuilder
 
-    return (
+    builder = (
         ClientBuilder()
         .max_connections(n)  # max in-flight requests (a semaphore)
         .pool_max_idle_per_host(n)  # keep all n connections alive
-        .build()
     )
+    if conn.ca:
+        builder = builder.add_root_certificate_pem(Path(conn.ca).read_bytes())
+    if conn.close:
+        builder = builder.default_headers(CLOSE_HEADERS)
+    return builder.build()
 
 
-async def make_aiohttp(origin: str, n: int) -> tuple[Request, Close]:
-    session = _aiohttp_session(n)
+async def make_aiohttp(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
+    session = _aiohttp_session(n, conn)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         async with session.request(method, origin + path, data=body) as resp:
@@ -174,8 +240,8 @@ async def make_aiohttp(origin: str, n: int) -> tuple[Request, Close]:
     return request, session.close
 
 
-async def make_httpx(origin: str, n: int) -> tuple[Request, Close]:
-    client = _httpx_client(n)
+async def make_httpx(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
+    client = _httpx_client(n, conn)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         # AsyncClient.request reads the whole body before returning.
@@ -185,19 +251,20 @@ async def make_httpx(origin: str, n: int) -> tuple[Request, Close]:
     return request, client.aclose
 
 
-async def make_aiosonic(origin: str, n: int) -> tuple[Request, Close]:
+async def make_aiosonic(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
     client = _aiosonic_client(n)
+    options = _aiosonic_request_options(conn)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
-        resp = await client.request(origin + path, method=method, data=body)
+        resp = await client.request(origin + path, method=method, data=body, **options)
         data = await resp.content()
         return resp.status_code, len(data)
 
     return request, client.aclose
 
 
-async def make_pyreqwest(origin: str, n: int) -> tuple[Request, Close]:
-    client = _pyreqwest_client(n)
+async def make_pyreqwest(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
+    client = _pyreqwest_client(n, conn)
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         builder = client.request(method, origin + path)
@@ -210,20 +277,24 @@ async def make_pyreqwest(origin: str, n: int) -> tuple[Request, Close]:
     return request, client.close
 
 
-async def make_undipy_request(origin: str, n: int, pipelining: int = 1) -> tuple[Request, Close]:
+async def make_undipy_request(
+    origin: str, n: int, conn: Conn, pipelining: int = 1
+) -> tuple[Request, Close]:
     import undipy
 
-    pool = undipy.Pool(origin, connections=n, pipelining=pipelining)
+    pool = undipy.Pool(origin, connections=n, pipelining=pipelining, **conn.undipy_options())
+    # reset=True: `Connection: close`, and the connection ends with the response.
+    send = functools.partial(pool.request, reset=True) if conn.close else pool.request
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
-        resp = await pool.request(path=path, method=method, body=body)
+        resp = await send(path=path, method=method, body=body)
         data = await resp.body.bytes()
         return resp.status_code, len(data)
 
     return request, pool.close
 
 
-# A streaming client: make(origin, n, stats) -> (fetch, close), where
+# A streaming client: make(origin, n, conn, stats) -> (fetch, close), where
 # `await fetch(path)` streams the body into a sink that adds each chunk's
 # length to stats.bytes as it arrives, and returns (status, body length).
 Fetch = Callable[[str], Awaitable[tuple[int, int]]]
@@ -238,10 +309,10 @@ async def count(chunks: AsyncIterable[Any], stats: Stats) -> int:
     return length
 
 
-async def make_undipy_stream(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+async def make_undipy_stream(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
     import undipy
 
-    pool = undipy.Pool(origin, connections=n)
+    pool = undipy.Pool(origin, connections=n, **conn.undipy_options())
 
     class Sink:
         __slots__ = ("length",)
@@ -268,10 +339,10 @@ async def make_undipy_stream(origin: str, n: int, stats: Stats) -> tuple[Fetch, 
     return fetch, pool.close
 
 
-async def make_undipy_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+async def make_undipy_iter(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
     import undipy
 
-    pool = undipy.Pool(origin, connections=n)
+    pool = undipy.Pool(origin, connections=n, **conn.undipy_options())
 
     async def fetch(path: str) -> tuple[int, int]:
         resp = await pool.request(path=path, method="GET")
@@ -280,8 +351,8 @@ async def make_undipy_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Cl
     return fetch, pool.close
 
 
-async def make_undipy_bytes(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    request, close = await make_undipy_request(origin, n)
+async def make_undipy_bytes(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
+    request, close = await make_undipy_request(origin, n, conn)
 
     async def fetch(path: str) -> tuple[int, int]:
         status, length = await request(path, "GET", None)
@@ -291,8 +362,8 @@ async def make_undipy_bytes(origin: str, n: int, stats: Stats) -> tuple[Fetch, C
     return fetch, close
 
 
-async def make_aiohttp_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    session = _aiohttp_session(n)
+async def make_aiohttp_iter(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
+    session = _aiohttp_session(n, conn)
 
     async def fetch(path: str) -> tuple[int, int]:
         async with session.get(origin + path) as resp:
@@ -301,8 +372,8 @@ async def make_aiohttp_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, C
     return fetch, session.close
 
 
-async def make_httpx_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    client = _httpx_client(n)
+async def make_httpx_iter(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
+    client = _httpx_client(n, conn)
 
     async def fetch(path: str) -> tuple[int, int]:
         async with client.stream("GET", origin + path) as resp:
@@ -311,18 +382,19 @@ async def make_httpx_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Clo
     return fetch, client.aclose
 
 
-async def make_aiosonic_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
+async def make_aiosonic_iter(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
     client = _aiosonic_client(n)
+    options = _aiosonic_request_options(conn)
 
     async def fetch(path: str) -> tuple[int, int]:
-        resp = await client.request(origin + path, stream=True)
+        resp = await client.request(origin + path, stream=True, **options)
         return resp.status_code, await count(resp.read_chunks(), stats)
 
     return fetch, client.aclose
 
 
-async def make_pyreqwest_iter(origin: str, n: int, stats: Stats) -> tuple[Fetch, Close]:
-    client = _pyreqwest_client(n)
+async def make_pyreqwest_iter(origin: str, n: int, conn: Conn, stats: Stats) -> tuple[Fetch, Close]:
+    client = _pyreqwest_client(n, conn)
 
     async def fetch(path: str) -> tuple[int, int]:
         length = 0
@@ -343,7 +415,7 @@ def _as_request(fetch: Fetch) -> Request:
     return request
 
 
-STREAM_FACTORIES: dict[str, Callable[[str, int, Stats], Awaitable[tuple[Fetch, Close]]]] = {
+STREAM_FACTORIES: dict[str, Callable[[str, int, Conn, Stats], Awaitable[tuple[Fetch, Close]]]] = {
     "undipy-stream": make_undipy_stream,
     "undipy-iter": make_undipy_iter,
     "undipy-request": make_undipy_bytes,
@@ -354,7 +426,7 @@ STREAM_FACTORIES: dict[str, Callable[[str, int, Stats], Awaitable[tuple[Fetch, C
 }
 
 
-FACTORIES: dict[str, Callable[[str, int], Awaitable[tuple[Request, Close]]]] = {
+FACTORIES: dict[str, Callable[[str, int, Conn], Awaitable[tuple[Request, Close]]]] = {
     "aiohttp": make_aiohttp,
     "httpx": make_httpx,
     "aiosonic": make_aiosonic,
@@ -364,7 +436,12 @@ FACTORIES: dict[str, Callable[[str, int], Awaitable[tuple[Request, Close]]]] = {
 
 
 async def run_tasks(
-    client: str, origin: str, workload: str, stats: Stats, stopped: asyncio.Future[None]
+    client: str,
+    origin: str,
+    workload: str,
+    conn: Conn,
+    stats: Stats,
+    stopped: asyncio.Future[None],
 ) -> Close:
     """Starts N worker tasks, each sending requests back to back until
     stats.stop; resolves `stopped` when all are done."""
@@ -373,14 +450,14 @@ async def run_tasks(
     conns, pipelining = connections_for(workload)
     streaming = workload in STREAMING
     if streaming:
-        fetch, close = await STREAM_FACTORIES[client](origin, n, stats)
+        fetch, close = await STREAM_FACTORIES[client](origin, n, conn, stats)
         request = _as_request(fetch)
     elif pipelining > 1:
         if client != "undipy-request":
             raise ValueError(f"{client} cannot pipeline")
-        request, close = await make_undipy_request(origin, conns, pipelining)
+        request, close = await make_undipy_request(origin, conns, conn, pipelining)
     else:
-        request, close = await FACTORIES[client](origin, n)
+        request, close = await FACTORIES[client](origin, n, conn)
 
     async def worker() -> None:
         while not stats.stop:
@@ -409,7 +486,7 @@ async def run_tasks(
 
 
 async def run_dispatch(
-    origin: str, workload: str, stats: Stats, stopped: asyncio.Future[None]
+    origin: str, workload: str, conn: Conn, stats: Stats, stopped: asyncio.Future[None]
 ) -> Close:
     """N outstanding dispatch() requests; each one's on_complete dispatches
     the next, until stats.stop."""
@@ -418,7 +495,8 @@ async def run_dispatch(
     path, method, n, expect_len = WORKLOADS[workload]
     body = POST_BODY if method == "POST" else None
     conns, pipelining = connections_for(workload)
-    pool = undipy.Pool(origin, connections=conns, pipelining=pipelining)
+    pool = undipy.Pool(origin, connections=conns, pipelining=pipelining, **conn.undipy_options())
+    dispatch = functools.partial(pool.dispatch, reset=True) if conn.close else pool.dispatch
     outstanding = 0
 
     class Handler(undipy.DispatchHandler):
@@ -458,7 +536,7 @@ async def run_dispatch(
             # The return value only says whether the pool wants to be left
             # alone until "drain"; the request is queued either way and we
             # never have more than N outstanding.
-            pool.dispatch(Handler(), path=path, method=method, body=body)
+            dispatch(Handler(), path=path, method=method, body=body)
         except Exception as exc:  # noqa: BLE001
             stats.error(_describe(exc))
             finish_one()
@@ -482,14 +560,14 @@ async def run_dispatch(
 
 
 async def measure(
-    client: str, origin: str, workload: str, warmup: float, duration: float
+    client: str, origin: str, workload: str, conn: Conn, warmup: float, duration: float
 ) -> dict[str, Any]:
     stats = Stats()
     stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     if client == "undipy-dispatch":
-        close = await run_dispatch(origin, workload, stats, stopped)
+        close = await run_dispatch(origin, workload, conn, stats, stopped)
     else:
-        close = await run_tasks(client, origin, workload, stats, stopped)
+        close = await run_tasks(client, origin, workload, conn, stats, stopped)
 
     await asyncio.sleep(warmup)
     r0, b0, e0 = stats.requests, stats.bytes, stats.errors
@@ -558,6 +636,7 @@ def main() -> int:
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     ap.add_argument("--workload", choices=list(WORKLOADS))
     ap.add_argument("--url", help="origin, e.g. http://127.0.0.1:8080")
+    ap.add_argument("--ca", metavar="PEM", help="CA file to trust for an https:// origin")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--versions", action="store_true", help="print library versions and exit")
@@ -568,6 +647,8 @@ def main() -> int:
         return 0
     if not (args.client and args.workload and args.url):
         ap.error("--client, --workload and --url are required")
+    if args.workload in HTTPS and not args.url.startswith("https://"):
+        ap.error(f"the {args.workload} workload needs an https:// --url")
 
     head = {"client": args.client, "loop": args.loop, "workload": args.workload}
     try:
@@ -591,8 +672,11 @@ def main() -> int:
         return 3
 
     origin = args.url.rstrip("/")
+    conn = Conn(ca=args.ca, close=args.workload in NEW_CONNECTION)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(measure(args.client, origin, args.workload, args.warmup, args.duration))
+        result = runner.run(
+            measure(args.client, origin, args.workload, conn, args.warmup, args.duration)
+        )
     print(json.dumps({**head, **result}))
     return 0
 
