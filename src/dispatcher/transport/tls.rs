@@ -307,43 +307,57 @@ impl TlsStream {
         self.read_plain(buf, false)
     }
 
+    /// Fills `buf` with as much plaintext as the socket has for it now:
+    /// records are decrypted one after the other until the buffer is full or
+    /// the socket has nothing more, so a big body costs few reads and few
+    /// events (as over TCP), not one per 16 KiB record.
     fn read_plain(&mut self, buf: &mut BytesMut, now: bool) -> io::Result<usize> {
-        loop {
+        if buf.capacity() == buf.len() {
+            buf.reserve(16 * 1024); // a full buffer must not read as the end
+        }
+        let mut got = 0;
+        while buf.capacity() > buf.len() {
             let spare = buf.spare_capacity_mut();
             // SAFETY: the reader writes initialised bytes into the slice,
             // and only the `n` it reports are kept.
             let spare = unsafe { &mut *(spare as *mut [_] as *mut [u8]) };
             match self.session.reader().read(spare) {
+                Ok(0) => return Ok(got), // close_notify: the end, once what came before is taken
                 Ok(n) => {
                     // SAFETY: `n` bytes were just written.
                     unsafe { buf.set_len(buf.len() + n) };
-                    if n > 0 {
-                        self.plaintext = self
-                            .session
-                            .process_new_packets()
-                            .map_err(tls_error)?
-                            .plaintext_bytes_to_read()
-                            > 0;
-                    }
-                    return Ok(n);
+                    got += n;
+                    continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && got == 0 => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "other side closed without TLS close_notify",
                     ))
                 }
+                Err(_) if got > 0 => break, // said on the next read
                 Err(e) => return Err(e),
             }
-            self.plaintext = false;
-            if self.read_records(now)? == 0 {
-                continue; // the reader now reports the end (clean or not)
+            match self.read_records(now) {
+                Ok(_) => {} // at the end (0) the reader now says how it ended
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => break,
+                Err(e) => {
+                    self.plaintext = false;
+                    return Err(e);
+                }
             }
             if self.session.wants_write() {
                 self.flush()?; // e.g. a key update answered
             }
         }
+        self.plaintext = self
+            .session
+            .process_new_packets()
+            .map_err(tls_error)?
+            .plaintext_bytes_to_read()
+            > 0;
+        Ok(got)
     }
 
     /// Encrypts and writes; how many plaintext bytes were taken.
