@@ -253,23 +253,25 @@ impl TlsStream {
             plaintext: false,
         };
         let failed = |e: io::Error| Error::socket(e.to_string());
-        while s.session.is_handshaking() {
+        let blocked = |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock;
+        while s.session.is_handshaking() || s.session.wants_write() {
             if s.session.wants_write() {
                 s.sock.writable().await.map_err(failed)?;
-                s.flush().map_err(failed)?;
+                match s.flush() {
+                    Err(e) if !blocked(&e) => return Err(failed(e)),
+                    _ => {}
+                }
             } else {
-                s.sock.readable().await.map_err(failed)?;
+                s.readable().await.map_err(failed)?;
                 match s.read_records(false) {
                     Ok(0) => {
                         return Err(Error::socket("other side closed during the TLS handshake"))
                     }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(failed(e)),
+                    Err(e) if !blocked(&e) => return Err(failed(e)),
+                    _ => {}
                 }
             }
         }
-        s.flush().map_err(failed)?;
         Ok(s)
     }
 
