@@ -175,6 +175,9 @@ pub struct TlsStream {
     plaintext: bool,
 }
 
+/// Most encrypted bytes waiting for the socket.
+const OUTBOX: usize = 1024 * 1024;
+
 /// Ciphertext read from the socket per system call: rustls asks for at most
 /// one record (~16 KiB) at a time, so a big body would cost a read per record.
 const INBOX: usize = 256 * 1024;
@@ -244,8 +247,12 @@ fn tls_error(e: rustls::Error) -> io::Error {
 impl TlsStream {
     /// Runs the handshake over `sock`.
     pub async fn connect(sock: Socket, client: &TlsClient) -> Result<TlsStream, Error> {
-        let session = ClientConnection::new(client.config.clone(), client.name.clone())
+        let mut session = ClientConnection::new(client.config.clone(), client.name.clone())
             .map_err(|e| Error::socket(format!("TLS: {e}")))?;
+        // Room for a whole pipelined batch or a large body per write: the
+        // connection already bounds what it queues (the default, 64 KiB,
+        // splits a 64 KiB body and its head into two writes).
+        session.set_buffer_limit(Some(OUTBOX));
         let mut s = TlsStream {
             sock,
             session,
