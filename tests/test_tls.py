@@ -315,3 +315,35 @@ async def test_requests_really_are_pipelined_over_tls(
             bodies = await within(asyncio.gather(*(get(c, f"/{i}") for i in range(10))))
     assert bodies == [f"/{i}".encode() for i in range(10)]
     assert srv.connections == 1
+
+
+@pytest.mark.loops
+async def test_stream_and_pipeline_over_tls(https: HttpServer, ca_pem: bytes) -> None:
+    async def echo(req: Request) -> Response:
+        return Response(body=req.body or b"streamed")
+
+    https.route("/e", echo)
+    async with undipy.Client(https.origin, tls={"ca": ca_pem}) as c:
+        chunks: list[bytes] = []
+
+        class Sink:
+            def write(self, chunk: bytes) -> None:
+                chunks.append(chunk)
+
+        await within(c.stream(lambda data: Sink(), path="/e", method="GET"))
+        assert b"".join(chunks) == b"streamed"
+
+        dup = c.pipeline(lambda data: data.body, path="/e", method="POST")
+
+        async def produce() -> None:
+            await dup.write(b"through ")
+            await dup.end(b"the pipeline")
+
+        got = bytearray()
+
+        async def consume() -> None:
+            async for chunk in dup:
+                got.extend(chunk)
+
+        await within(asyncio.gather(produce(), consume()))
+        assert bytes(got) == b"through the pipeline"
