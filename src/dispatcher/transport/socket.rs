@@ -96,33 +96,6 @@ impl Socket {
         }
     }
 
-    /// A plain non-blocking read (TLS records); readiness is cleared when
-    /// the socket has nothing.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Socket::Tcp(s) => s.try_read(buf),
-            Socket::Unix(s) => s.try_read(buf),
-        }
-    }
-
-    /// One non-blocking read that asks the kernel, whatever the reactor
-    /// last saw.
-    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe {
-            libc::recv(
-                self.fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
-    }
-
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.try_write_vectored(bufs),
