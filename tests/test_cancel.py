@@ -11,7 +11,6 @@ waits for its answer. Then the server's counts say what was sent twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -114,12 +113,12 @@ async def test_abort_in_pipeline(
             continue
         status, body = task.result()
         assert status == 200
-        assert body == (STREAM if targets[i].startswith("/stream") else b"ok" if i else b"ok")
+        assert body == (STREAM if targets[i].startswith("/stream") else b"ok")
 
     for i, (target, method) in enumerate(zip(targets, methods, strict=True)):
         seen = counts[f"{method} {target}"]
         if method == "POST":
-            assert seen == (1 if i != aborted else seen <= 1 and seen), (target, counts)
+            assert seen <= 1 if i == aborted else seen == 1, (target, counts)
         elif i == 0 and head_phase == "streaming":
             assert seen == 1, f"an answered request was sent again: {counts}"
         elif i != aborted:
@@ -129,6 +128,4 @@ async def test_abort_in_pipeline(
 
     resp = await within(client.request(path="/fast?id=after", method="GET"))
     assert await within(resp.body.bytes()) == b"ok"
-    with contextlib.suppress(Exception):
-        await within(client.close())
-    assert client.closed
+    await within(client.close())  # resolves: nothing was left stuck

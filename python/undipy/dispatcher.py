@@ -498,25 +498,21 @@ class _RequestCall(_CoroutineBase):
             control.abort()
             raise
 
-    # The coroutine protocol, for asyncio's tasks.
+    # The coroutine protocol, for asyncio's tasks: all of it goes to the one
+    # generator `__await__` makes (a generator thrown into or closed before
+    # it started never runs, so nothing is sent).
+
+    def _started(self) -> Generator[Any, None, ResponseData]:
+        return self._run if self._run is not None else self.__await__()
 
     def send(self, value: Any) -> Any:
-        run = self._run if self._run is not None else self.__await__()
-        return run.send(value)
+        return self._started().send(value)
 
     def throw(self, exc: BaseException | type[BaseException], *args: Any) -> Any:
-        if self._run is None:
-            self.close()  # thrown in before it started: nothing is sent
-            if isinstance(exc, type):
-                exc = exc(*args[:1])
-            raise exc
-        return self._run.throw(exc)
+        return self._started().throw(exc, *args)
 
     def close(self) -> None:
-        if self._run is None:
-            self._run = _CLOSED
-        else:
-            self._run.close()
+        self._started().close()
 
     def __del__(self) -> None:
         if self._run is None:
@@ -535,13 +531,6 @@ class _RequestCall(_CoroutineBase):
             await self._resp.body.aclose()
 
 
-def _closed() -> Generator[Any, None, Any]:
-    return None
-    yield  # a generator that is already over
-
-
-_CLOSED: Generator[Any, None, Any] = _closed()
-_CLOSED.close()
 collections.abc.Coroutine.register(_RequestCall)
 
 

@@ -22,12 +22,8 @@ def header(headers: Mapping[str, str | list[str]], name: str) -> str | None:
     >>> header({"set-cookie": ["a=1", "b=2"]}, "set-cookie")
     'a=1'
     """
-    value = headers.get(name.lower())
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return value[0] if value else None
+    values = header_values(headers, name)
+    return values[0] if values else None
 
 
 def header_values(headers: Mapping[str, str | list[str]], name: str) -> list[str]:
