@@ -843,6 +843,14 @@ impl Control {
         Ok(())
     }
 
+    /// The body's reader now waits for each piece (used by bodies): pieces
+    /// queued quietly so far must reach it.
+    pub fn listen(&self) {
+        if self.ctl.listen() {
+            self.bridge.get().queue.flush();
+        }
+    }
+
     /// Stops reading the socket of this request (used by bodies).
     pub fn pause(&self) {
         self.ctl.set_paused(true);

@@ -146,6 +146,8 @@ impl Core {
         let extras = std::mem::take(&mut parsed.extras);
         let kind = Kind::Request { extras };
         let (req, control) = self.build(py, bridge, parsed, kind, Some(future.unbind()))?;
+        // Its body's pieces wake the loop only once someone iterates it.
+        req.ctl.set_quiet();
         // request() never looks at "busy": no drain event for it.
         self.submit(req, false);
         Ok(control)

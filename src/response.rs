@@ -172,6 +172,9 @@ impl Body {
     ) -> PyResult<Bound<'py, PyAny>> {
         let fut = self.future(py)?;
         if let Some(c) = &inner.control {
+            if !matches!(want, Want::All(_)) {
+                c.get().listen();
+            }
             let on_done = Bound::new(py, AbortIfCancelled(c.clone_ref(py)))?;
             fut.call_method1(intern!(py, "add_done_callback"), (on_done,))?;
         }

@@ -677,7 +677,12 @@ impl Conn {
                 }
                 for p in parts.drain(..) {
                     r.req.ctl.queued_bytes(p.len());
-                    self.dirty.push(&r.req.sink, Event::Data(p));
+                    r.req.sink.push(Event::Data(p));
+                    // Nobody waiting for pieces: the end (or the read-ahead
+                    // limit) wakes the consumer, not each piece.
+                    if !r.req.ctl.data_is_quiet() {
+                        self.dirty.mark(&r.req.sink);
+                    }
                 }
             }
         }

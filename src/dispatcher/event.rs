@@ -79,6 +79,11 @@ pub struct Dirty(Vec<Arc<dyn Sink>>);
 impl Dirty {
     pub fn push(&mut self, to: &SinkRef, event: Event) {
         to.push(event);
+        self.mark(to);
+    }
+
+    /// `to` got an event that must wake its consumer.
+    pub fn mark(&mut self, to: &SinkRef) {
         if !self.0.iter().any(|s| Arc::ptr_eq(s, &to.sink)) {
             self.0.push(to.sink.clone());
         }

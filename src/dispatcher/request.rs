@@ -97,6 +97,7 @@ pub const READ_AHEAD: usize = 4 * 1024 * 1024;
 
 const ABORTED: u8 = 1;
 const PAUSED: u8 = 2;
+const QUIET: u8 = 4;
 
 impl RequestCtl {
     pub fn is_aborted(&self) -> bool {
@@ -105,6 +106,27 @@ impl RequestCtl {
 
     pub fn is_paused(&self) -> bool {
         self.flags.load(Ordering::Acquire) & PAUSED != 0
+    }
+
+    /// Body pieces need not wake the consumer's loop one by one: nobody
+    /// waits for them yet (a `request()` body until it is iterated).
+    pub fn set_quiet(&self) {
+        self.flags.fetch_or(QUIET, Ordering::SeqCst);
+    }
+
+    /// Someone now waits for each piece. True if pieces may already wait,
+    /// unannounced, in the consumer's queue: the caller must wake it.
+    /// (With `queued_bytes` before the engine's `data_is_quiet` check, one
+    /// of the two sides always sees the other.)
+    pub fn listen(&self) -> bool {
+        let was = self.flags.fetch_and(!QUIET, Ordering::SeqCst);
+        was & QUIET != 0 && self.unread.load(Ordering::SeqCst) > 0
+    }
+
+    /// A piece just queued needs no wake-up: nobody waits for it, and the
+    /// read-ahead limit is not reached (then the consumer must take them).
+    pub fn data_is_quiet(&self) -> bool {
+        self.flags.load(Ordering::SeqCst) & QUIET != 0 && !self.read_ahead_full()
     }
 
     /// Marks the request aborted and wakes its connection. Returns false if it already was.
@@ -116,7 +138,7 @@ impl RequestCtl {
 
     /// The engine queued `n` body bytes for the consumer.
     pub fn queued_bytes(&self, n: usize) {
-        self.unread.fetch_add(n, Ordering::AcqRel);
+        self.unread.fetch_add(n, Ordering::SeqCst);
     }
 
     /// The consumer's loop took `n` body bytes; reading resumes below the limit.
