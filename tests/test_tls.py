@@ -180,6 +180,29 @@ async def test_versions(
                     await within(c.request(path="/v", method="GET"))
 
 
+@pytest.mark.parametrize("server", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_aes_128_gcm_is_offered_first(
+    ca: trustme.CA, ca_pem: bytes, server: ssl.TLSVersion
+) -> None:
+    """A server that follows the client's order picks AES-128-GCM (docs/choices.md)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ctx.minimum_version = ctx.maximum_version = server
+    ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    seen: list[str] = []
+
+    async def cipher(req: Request) -> Response:
+        seen.append(req.writer.get_extra_info("ssl_object").cipher()[0])
+        return Response(body=b"c")
+
+    async with HttpServer(tls=ctx) as srv:
+        srv.route("/c", cipher)
+        async with undipy.Client(srv.origin, tls={"ca": ca_pem}) as c:
+            assert await get(c, "/c") == b"c"
+    # OpenSSL's names: TLS_AES_128_GCM_SHA256 (1.3), ECDHE-...-AES128-GCM-SHA256 (1.2)
+    assert len(seen) == 1 and seen[0].endswith(("_AES_128_GCM_SHA256", "-AES128-GCM-SHA256")), seen
+
+
 async def test_an_ssl_context_is_accepted(https: HttpServer, ca_path: str) -> None:
     async with undipy.Client(https.origin, tls=ssl.create_default_context(cafile=ca_path)) as c:
         assert await get(c) == b"hello"
