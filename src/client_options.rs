@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 
+use crate::dispatcher::config::timeout_from_secs;
 use crate::dispatcher::transport::{TlsClient, TlsSettings};
 use crate::dispatcher::{Config, Origin};
 use crate::errors::invalid_arg;
@@ -84,12 +84,12 @@ impl ClientOptions {
         cfg.tls = tls;
         cfg.connections = self.connections;
         cfg.pipelining = self.pipelining;
-        cfg.connect_timeout = secs(self.connect_timeout);
-        cfg.headers_timeout = secs(self.headers_timeout);
-        cfg.body_timeout = secs(self.body_timeout);
-        cfg.keep_alive_timeout = secs(self.keep_alive_timeout);
-        cfg.keep_alive_max_timeout = secs(self.keep_alive_max_timeout);
-        cfg.keep_alive_timeout_threshold = secs(self.keep_alive_timeout_threshold);
+        cfg.connect_timeout = timeout_from_secs(self.connect_timeout);
+        cfg.headers_timeout = timeout_from_secs(self.headers_timeout);
+        cfg.body_timeout = timeout_from_secs(self.body_timeout);
+        cfg.keep_alive_timeout = timeout_from_secs(self.keep_alive_timeout);
+        cfg.keep_alive_max_timeout = timeout_from_secs(self.keep_alive_max_timeout);
+        cfg.keep_alive_timeout_threshold = timeout_from_secs(self.keep_alive_timeout_threshold);
         cfg.max_header_size = self.max_header_size;
         cfg.max_response_size = u64::try_from(self.max_response_size).ok();
         cfg.max_requests_per_client = self.max_requests_per_client;
@@ -97,8 +97,4 @@ impl ClientOptions {
         cfg.local_address = local_address;
         Ok(cfg)
     }
-}
-
-fn secs(v: f64) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
 }

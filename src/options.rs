@@ -10,6 +10,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
 };
 
+use crate::dispatcher::config::timeout_from_secs;
 use crate::dispatcher::request::encode_uri_component;
 use crate::dispatcher::{Body, RequestSpec};
 use crate::errors::invalid_arg;
@@ -130,7 +131,10 @@ pub fn seconds(py: Python<'_>, v: &Bound<'_, PyAny>, key: &str) -> PyResult<Dura
         return Err(bad());
     }
     let s: f64 = v.extract().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(s).map_err(|_| bad())
+    if !s.is_finite() || s < 0.0 {
+        return Err(bad());
+    }
+    Ok(timeout_from_secs(s))
 }
 
 /// A header name or value as bytes: `str` (UTF-8), `bytes`, or a number.

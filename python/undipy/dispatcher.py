@@ -52,6 +52,9 @@ _DEFAULTS: dict[str, Any] = {
     "tls": None,
 }
 
+# The engine counts pipelined requests in 32 bits.
+_MAX_PIPELINING = 2**32 - 1
+
 _TIMEOUTS = (
     "connect_timeout",
     "headers_timeout",
@@ -80,8 +83,18 @@ class PoolStats:
     size: int
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _is_int(v: Any, low: int = 0, high: int = 2**63 - 1) -> bool:
+    """An int (not a bool) from ``low`` to ``high``: the engine's integers are
+    64-bit, so a larger one is an invalid argument, not an overflow later."""
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _is_ip(v: Any) -> bool:
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return False
+    return isinstance(v, str)  # ip_address() also takes ints
 
 
 def _options(opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,25 +107,22 @@ def _options(opts: Mapping[str, Any]) -> dict[str, Any]:
         v = o[name]
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise InvalidArgumentError(f"invalid {name}")
-    if not _is_int(o["pipelining"]) or o["pipelining"] < 0:
+    if not _is_int(o["pipelining"], 0, _MAX_PIPELINING):
         raise InvalidArgumentError("invalid pipelining")
-    if not _is_int(o["max_header_size"]) or o["max_header_size"] <= 0:
+    if not _is_int(o["max_header_size"], 1):
         raise InvalidArgumentError("invalid max_header_size")
-    if not _is_int(o["max_response_size"]) or o["max_response_size"] < -1:
+    if not _is_int(o["max_response_size"], -1):
         raise InvalidArgumentError("invalid max_response_size")
     mr = o["max_requests_per_client"]
-    if mr is not None and (not _is_int(mr) or mr <= 0):
+    if mr is not None and not _is_int(mr, 1):
         raise InvalidArgumentError("invalid max_requests_per_client")
     if o["socket_path"] is not None and not isinstance(o["socket_path"], str):
         raise InvalidArgumentError("invalid socket_path")
     if not isinstance(o["strict_content_length"], bool):
         raise InvalidArgumentError("invalid strict_content_length")
     la = o["local_address"]
-    if la is not None:
-        try:
-            ipaddress.ip_address(la)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError("invalid local_address") from None
+    if la is not None and not _is_ip(la):
+        raise InvalidArgumentError("invalid local_address")
     o["tls"] = _tls.normalise(o["tls"])
     return o
 
@@ -361,7 +371,7 @@ class Dispatcher:
 
     @pipelining.setter
     def pipelining(self, n: int) -> None:
-        if not _is_int(n) or n < 0:
+        if not _is_int(n, 0, _MAX_PIPELINING):
             raise InvalidArgumentError("invalid pipelining")
         self._core.pipelining = n
 
@@ -441,7 +451,7 @@ class Pool(Dispatcher):
     ) -> None:
         """``connections``: the most sockets the pool opens (``None``: no
         limit). The other options are ``Client``'s (``help(Client)``)."""
-        if connections is not None and (not _is_int(connections) or connections <= 0):
+        if connections is not None and not _is_int(connections, 1):
             raise InvalidArgumentError("invalid connections")
         self._connections = connections
         super().__init__(origin, **opts)

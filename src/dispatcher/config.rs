@@ -18,6 +18,15 @@ pub struct Origin {
     pub socket_path: Option<PathBuf>,
 }
 
+/// The longest timeout the engine keeps (a century): a longer one means the
+/// same, and an instant that far ahead still fits the clock.
+pub const LONGEST: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// A timeout from seconds (finite, not negative), at most `LONGEST`.
+pub fn timeout_from_secs(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.clamp(0.0, LONGEST.as_secs_f64()))
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub origin: Origin,
