@@ -1,5 +1,6 @@
-"""undipy benchmark harness: undipy vs aiohttp, httpx, aiosonic and pyreqwest
-(and wrk as the load generator's limit) against a private nginx.
+"""undipy benchmark harness: undipy vs aiohttp, httpx, aiosonic and pyreqwest,
+and undici under Node (the library undipy translates), and wrk as the load
+generator's limit, against a private nginx.
 
     python benches/run.py                      # full run (see benches/README.md)
     python benches/run.py --quick              # 1 run, 2 s per measurement
@@ -9,7 +10,8 @@
     python benches/run.py --quick --workloads c64,hc64,hconn   # https (issue 10)
 
 Each (workload, client, loop) measurement runs in a fresh process
-(python/undipy/_bench/client.py); the tables show the median over --runs.
+(python/undipy/_bench/client.py; undici's: node benches/undici_client.js, loop
+`node`); the tables show the median over --runs.
 """
 
 from __future__ import annotations
@@ -65,6 +67,18 @@ HTTPS = _client_run.HTTPS
 NEW_CONNECTION = _client_run.NEW_CONNECTION
 
 LOOPS = ["asyncio", "uvloop"]
+
+# undici under Node: its own runner (the same flags and JSON line as
+# client.py), one "loop" (Node's), run once per workload whatever --loops says.
+# Its ratio columns compare to the baseline's asyncio row (NODE_BASE_LOOP).
+UNDICI = "undici"
+NODE_LOOP = "node"
+NODE_BASE_LOOP = "asyncio"
+UNDICI_RUN = HERE / "undici_client.js"
+# Debian's node-undici installs here, which a Node from elsewhere (NodeSource)
+# does not search: the runner gets it in NODE_PATH.
+DEBIAN_NODE_PATH = "/usr/share/nodejs"
+ALL_CLIENTS = [*ALL_CLIENT_MODULES, UNDICI]
 WRK = "wrk"
 PIP_NAMES = {
     "aiohttp": "aiohttp",
@@ -77,8 +91,10 @@ PIP_NAMES = {
 WORKLOAD_TITLES = {
     "seq": "GET /small (13 B), 1 in flight, 1 connection",
     "c64": "GET /small (13 B), 64 in flight, 64 connections",
-    "c64p4": "GET /small (13 B), 64 in flight over 4 connections, pipelining 10 (undipy only)",
-    "c64p1": "GET /small (13 B), 64 in flight over 1 connection, pipelining 10 (undipy only)",
+    "c64p4": "GET /small (13 B), 64 in flight over 4 connections, pipelining 10 "
+    "(undipy and undici only)",
+    "c64p1": "GET /small (13 B), 64 in flight over 1 connection, pipelining 10 "
+    "(undipy and undici only)",
     "big": "GET /1m (1 MiB, body fully read), 8 in flight, 8 connections",
     "post": "POST /echo (64 KiB request body, 2 B response), 16 in flight, 16 connections",
     "s1m": "streaming GET /1m into a counting sink, 8 in flight, 8 connections",
@@ -206,6 +222,51 @@ def ensure_python_packages(modules: list[str]) -> None:
     if subprocess.run(cmd).returncode != 0 and len(names) > 1:
         for name in names:  # one failure must not keep the others out
             subprocess.run([*cmd[: -len(names)], name])
+
+
+def find_node() -> str | None:
+    return find_exe("node") or find_exe("nodejs")
+
+
+def node_env() -> dict[str, str]:
+    """The environment of the undici runner: Debian's module dir in NODE_PATH."""
+    paths = [p for p in os.environ.get("NODE_PATH", "").split(os.pathsep) if p]
+    if DEBIAN_NODE_PATH not in paths:
+        paths.append(DEBIAN_NODE_PATH)
+    return {**os.environ, "NODE_PATH": os.pathsep.join(paths)}
+
+
+def undici_version() -> str:
+    """ "5.15.0 (node 20.20.2)", or "unavailable: why"."""
+    node = find_node()
+    if not node:
+        return "unavailable: node is not installed"
+    if not UNDICI_RUN.exists():
+        return f"unavailable: {UNDICI_RUN} is missing"
+    try:
+        out = subprocess.run(
+            [node, str(UNDICI_RUN), "--versions"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=node_env(),
+        )
+        vers = json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, IndexError, ValueError):
+        return "unavailable: `node undici_client.js --versions` failed"
+    undici = str(vers.get("undici", "unavailable: ?"))
+    if undici.startswith("unavailable"):
+        return undici.splitlines()[0]
+    return f"{undici} (node {vers.get('node', '?')})"
+
+
+def ensure_undici() -> None:
+    """Debian's node-undici (and nodejs when there is no node at all)."""
+    if not undici_version().startswith("unavailable"):
+        return
+    want = ["node-undici"] + ([] if find_node() else ["nodejs"])
+    log(f"installing {', '.join(want)} ...")
+    apt_install(want)
 
 
 # -------------------------------------------------------------------- nginx
@@ -671,11 +732,7 @@ def run_client(
 ) -> Result:
     res = Result(workload, client, loop, run)
     ca = ["--ca", target.ca] if workload in HTTPS and target.ca else []
-    cmd = [
-        sys.executable,
-        str(CLIENT_RUN),
-        "--client",
-        client,
+    args = [
         "--loop",
         loop,
         "--workload",
@@ -688,6 +745,15 @@ def run_client(
         "--warmup",
         str(warmup),
     ]
+    env = None
+    if client == UNDICI:
+        node = find_node()
+        if not node:
+            res.failed = "unavailable: node is not installed"
+            return res
+        cmd, env = [node, str(UNDICI_RUN), *args], node_env()
+    else:
+        cmd = [sys.executable, str(CLIENT_RUN), "--client", client, *args]
     try:
         proc = subprocess.run(
             cmd,
@@ -695,6 +761,7 @@ def run_client(
             text=True,
             timeout=warmup + duration + 90,
             preexec_fn=pinned("client"),
+            env=env,
         )
     except subprocess.TimeoutExpired:
         res.failed = "timed out"
@@ -922,6 +989,17 @@ def summarize(results: list[Result], workload: str, order: list[tuple[str, str]]
     return rows
 
 
+def baseline_row(base: dict[str, Row], loop: str) -> Row | None:
+    """The baseline's row for a row on `loop`: the same loop's; undici's `node`
+    row (or every row, when undici is the baseline) takes the baseline's
+    asyncio row, else its first."""
+    if loop in base:
+        return base[loop]
+    if loop == NODE_LOOP or NODE_LOOP in base:
+        return base.get(NODE_BASE_LOOP) or next(iter(base.values()), None)
+    return None
+
+
 def fmt_pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.0f}%"
 
@@ -956,7 +1034,7 @@ def build_tables(
         ]
         body, notes = [], []
         for r in rows:
-            b = base.get(r.loop)
+            b = baseline_row(base, r.loop)
             is_wrk = r.client == "wrk"
             cpu = fmt_rate(r.cpu_us) if r.cpu_us is not None else "—"
             body.append(
@@ -1003,6 +1081,23 @@ def https_cost(results: list[Result], order: list[tuple[str, str]], client: str)
                 f"{client} CPU µs/req, {hwl} ÷ {plain} (https ÷ http): " + ", ".join(cells)
             )
     return lines
+
+
+def undici_note(args: argparse.Namespace) -> str:
+    """The footnote sentence on undici's rows."""
+    base = args.baseline
+    if base == UNDICI:
+        return (
+            "undici runs under Node (loop `node`; process.cpuUsage(), all threads, and "
+            "process.resourceUsage().maxRSS); it is the baseline, so every row's ratios "
+            "compare to its one row."
+        )
+    return (
+        "undici runs under Node (loop `node`; CPU from process.cpuUsage(), all threads, "
+        "peak RSS from process.resourceUsage().maxRSS): its ratios compare to "
+        f"{base}'s ({args.stream_baseline}'s for streaming) {NODE_BASE_LOOP} row "
+        "(its uvloop row when asyncio did not run)."
+    )
 
 
 def render_text(tables) -> str:
@@ -1090,8 +1185,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "wrk on the other CPUs; same = everything on CPU 0",
     )
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="[%(default)s]")
-    ap.add_argument("--clients", default=",".join(ALL_CLIENT_MODULES), help="[%(default)s]")
-    ap.add_argument("--loops", default=",".join(LOOPS), help="[%(default)s]")
+    ap.add_argument("--clients", default=",".join(ALL_CLIENTS), help="[%(default)s]")
+    ap.add_argument(
+        "--loops",
+        default=",".join(LOOPS),
+        help="the Python clients' event loops [%(default)s]; undici always runs once, "
+        "on Node's (loop `node`)",
+    )
     ap.add_argument(
         "--baseline",
         default="undipy-request",
@@ -1127,7 +1227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return items
 
     args.workloads = split(args.workloads, list(WORKLOADS), "workload")
-    args.clients = split(args.clients, list(ALL_CLIENT_MODULES), "client")
+    args.clients = split(args.clients, ALL_CLIENTS, "client")
     args.loops = split(args.loops, LOOPS, "loop")
     if args.runs < 1 or args.duration <= 0 or args.warmup < 0:
         ap.error("--runs must be >= 1, --duration > 0, --warmup >= 0")
@@ -1149,7 +1249,9 @@ def main(argv: list[str] | None = None) -> int:
     # 1. Tools and libraries.
     if not args.no_install:
         ensure_system_tools(need_nginx=not args.url, need_wrk=use_wrk, need_ssl=https)
-        mods = [ALL_CLIENT_MODULES[c] for c in args.clients] + (
+        if UNDICI in args.clients:
+            ensure_undici()
+        mods = [ALL_CLIENT_MODULES[c] for c in args.clients if c != UNDICI] + (
             ["uvloop"] if "uvloop" in args.loops else []
         )
         if https and not args.url and not find_exe("openssl"):
@@ -1163,12 +1265,16 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         ).stdout
     )
+    if UNDICI in args.clients:
+        versions[UNDICI] = undici_version()
     unavailable = {}
     for c in args.clients:
-        v = versions.get(ALL_CLIENT_MODULES[c], "")
+        v = versions.get(ALL_CLIENT_MODULES.get(c, c), "")
         if v.startswith("unavailable"):
             unavailable[c] = v
-    clients = [c for c in args.clients if c not in unavailable]
+    # The Python clients, run on every loop; undici once, on Node's.
+    clients = [c for c in args.clients if c not in unavailable and c != UNDICI]
+    use_undici = UNDICI in args.clients and UNDICI not in unavailable
     loops = list(args.loops)
     if "uvloop" in loops and versions.get("uvloop", "").startswith("unavailable"):
         unavailable["uvloop (loop)"] = versions["uvloop"]
@@ -1224,6 +1330,8 @@ def main(argv: list[str] | None = None) -> int:
                         if wl == "s1g" and client == "undipy-request":
                             continue  # would hold the whole GiB
                         plan.append((run, wl, client, loop))
+                if use_undici:
+                    plan.append((run, wl, UNDICI, NODE_LOOP))
         per = args.warmup + args.duration + 0.25
         log(f"{len(plan)} measurements, about {len(plan) * per / 60:.1f} min")
         t_start = time.monotonic()
@@ -1258,6 +1366,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. Report.
     order = ([("wrk", "-")] if use_wrk else []) + [(c, lp) for lp in loops for c in clients]
+    if use_undici:
+        order.append((UNDICI, NODE_LOOP))
     tables = build_tables(results, workloads, order, args.baseline, args.stream_baseline)
     settings = (
         f"{args.runs} run(s) per cell (median shown), {args.duration:g} s timed after "
@@ -1284,13 +1394,16 @@ def main(argv: list[str] | None = None) -> int:
         "window / requests (per MiB for the streaming workloads); wrk's in parentheses "
         "(C, one thread, not comparable). peak RSS: the client process's ru_maxrss, "
         "the largest over runs. range: half the max-min spread over runs, in % of the median."
+        + (f" {undici_note(args)}" if use_undici else "")
     )
 
     if args.markdown or args.json:
         mi = machine_info()
         vers = {
             m: versions.get(m, "?")
-            for m in dict.fromkeys([ALL_CLIENT_MODULES[c] for c in args.clients] + ["uvloop"])
+            for m in dict.fromkeys(
+                [ALL_CLIENT_MODULES.get(c, c) for c in args.clients] + ["uvloop"]
+            )
         }
         cmdline = shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
     if args.markdown:
@@ -1323,7 +1436,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.baseline} ({args.stream_baseline} for streaming) on the same loop "
             "(rates: higher is better; CPU: lower is better). peak RSS: the client "
             "process's ru_maxrss (warm-up included), the largest over runs. range: half "
-            "the max-min spread of the runs, in % of the median.",
+            "the max-min spread of the runs, in % of the median."
+            + (f" {undici_note(args)}" if use_undici else ""),
             "",
         ]
         Path(args.markdown).write_text("\n".join(md))

@@ -150,3 +150,107 @@ def test_a_client_that_does_not_run_a_workload_says_so(bench_url: str) -> None:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=25)
     assert out.returncode == 3
     assert "does not run the seq workload" in json.loads(out.stdout)["unavailable"]
+
+
+# undici under Node (benches/undici_client.js), the harness's `undici` client: the
+# same JSON line as client.py's. Skipped where node or Debian's node-undici is missing.
+
+
+def _load_harness() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benches" / "run.py"
+    spec = importlib.util.spec_from_file_location("undipy_bench_run", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def harness() -> Any:
+    return _load_harness()
+
+
+@pytest.fixture(scope="module")
+def undici(harness: Any) -> str:
+    """The node executable, once undici loads under it."""
+    version = harness.undici_version()
+    if version.startswith("unavailable"):
+        pytest.skip(f"undici: {version}")
+    return str(harness.find_node())
+
+
+RESULT_KEYS = {
+    "client", "loop", "workload", "requests", "bytes", "wall", "cpu", "cpu_user", "cpu_sys",
+    "errors", "errors_total", "first_error", "maxrss_kib", "shutdown_error",
+}  # fmt: skip
+
+
+def check_undici_result(r: dict[str, Any], workload: str) -> None:
+    assert set(r) == RESULT_KEYS
+    assert (r["client"], r["loop"], r["workload"]) == ("undici", "node", workload)
+    assert r["errors_total"] == 0, r["first_error"]
+    assert r["shutdown_error"] is None
+    assert r["requests"] > 0
+    assert r["cpu"] > 0 and r["maxrss_kib"] > 0
+    size = WORKLOADS[workload][3]
+    if workload in STREAMING:
+        assert (r["requests"] - 8) * size <= r["bytes"] <= (r["requests"] + 8) * size
+    else:
+        assert r["bytes"] == r["requests"] * size
+
+
+@pytest.mark.parametrize("workload", ["post", "c64p4", "s1m"])  # c64: below
+def test_undici_client_prints_the_same_json_line(
+    harness: Any, undici: str, bench_url: str, workload: str
+) -> None:
+    cmd = [
+        undici, str(harness.UNDICI_RUN), "--workload", workload, "--url", bench_url,
+        "--loop", "asyncio", "--duration", "0.3", "--warmup", "0.1",
+    ]  # fmt: skip
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=25, check=True, env=harness.node_env()
+    )
+    check_undici_result(json.loads(out.stdout.strip().splitlines()[-1]), workload)
+
+
+def test_the_harness_runs_undici(harness: Any, undici: str, bench_url: str) -> None:
+    r = harness.run_client("c64", "undici", "node", 1, harness.Target(bench_url), 0.3, 0.1)
+    assert r.failed is None
+    assert r.requests > 0 and r.errors == 0 and r.cpu_us_per_req is not None
+
+
+@pytest.mark.parametrize("workload", ["hc64", "hconn"])
+async def test_undici_client_over_https(
+    harness: Any, undici: str, bench_tls: BenchTls, workload: str
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        undici, str(harness.UNDICI_RUN), "--workload", workload, "--url",
+        bench_tls.server.origin, "--ca", bench_tls.ca, "--duration", "0.3", "--warmup", "0.1",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=harness.node_env(),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=25)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    check_undici_result(json.loads(out.decode().strip().splitlines()[-1]), workload)
+    counts = bench_tls.server.request_counts
+    if workload == "hconn":
+        assert max(counts) == 1  # reset: true, a new connection per request
+        assert sum(bench_tls.resumed) > len(bench_tls.resumed) / 2
+    else:
+        assert len(counts) <= WORKLOADS[workload][2]
+
+
+def test_undici_is_a_default_client_compared_to_the_asyncio_row(harness: Any) -> None:
+    args = harness.parse_args([])
+    assert "undici" in args.clients
+    assert harness.parse_args(["--clients", "undici", "--loops", "uvloop"]).clients == ["undici"]
+    row = {
+        loop: harness.Row("undipy-request", loop, 100.0, 10.0, None, None, 0, 1, 1)
+        for loop in ("asyncio", "uvloop")
+    }
+    assert harness.baseline_row(row, "node") is row["asyncio"]
+    assert harness.baseline_row(row, "uvloop") is row["uvloop"]
+    assert harness.baseline_row({"uvloop": row["uvloop"]}, "node") is row["uvloop"]
+    assert harness.baseline_row({"uvloop": row["uvloop"]}, "asyncio") is None
