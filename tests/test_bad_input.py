@@ -335,3 +335,60 @@ async def test_on_info_and_pipeline_handlers_that_raise(raw_server: Any) -> None
                 pass
         resp = await within(c.request(path="/", method="GET"))
         assert await within(resp.body.bytes()) == b"hello"
+
+
+# --- lifecycle and events -------------------------------------------------------
+
+
+LIFECYCLE_CASES: dict[str, Any] = {
+    "close-callback-not-callable": lambda c: c.close(callback=1),
+    "destroy-error-a-string": lambda c: c.destroy(error="boom"),
+    "destroy-error-an-int": lambda c: c.destroy(1),
+    "destroy-callback-not-callable": lambda c: c.destroy(None, 1),
+    "on-misspelt-event": lambda c: c.on("conect", print),
+    "on-event-not-a-str": lambda c: c.on(1, print),
+    "on-listener-not-callable": lambda c: c.on("connect", 1),
+    "once-listener-not-callable": lambda c: c.once("drain", None),
+    "request-callback-not-callable": lambda c: c.request(path="/", method="GET", callback=1),
+    "stream-factory-not-callable": lambda c: c.stream(1, path="/", method="GET"),
+    "pipeline-handler-not-callable": lambda c: c.pipeline(1, path="/", method="GET"),
+    "dispatch-handler-none": lambda c: c.dispatch(None, path="/", method="GET"),
+    "upgrade-protocol-not-a-str": lambda c: c.upgrade(path="/", protocol=1),
+    "connect-path-not-a-str": lambda c: c.connect(path=1),
+}
+
+
+@pytest.mark.parametrize("call", LIFECYCLE_CASES.values(), ids=LIFECYCLE_CASES.keys())
+async def test_bad_lifecycle_and_event_arguments(
+    counted: tuple[str, list[bytes]], call: Any
+) -> None:
+    origin, seen = counted
+    async with undipy.Client(origin) as c:
+        with pytest.raises(undipy.InvalidArgumentError):
+            result = call(c)
+            if hasattr(result, "__await__"):
+                await within(result)
+        assert not c.closed and not c.destroyed
+        resp = await within(c.request(path="/", method="GET"))
+        assert await within(resp.body.bytes()) == b"hello"
+    assert len(seen) == 1
+
+
+async def test_a_listener_that_raises_does_not_silence_the_others(http_server: HttpServer) -> None:
+    heard: list[str] = []
+
+    def loud(*args: Any) -> None:
+        raise RuntimeError("listener boom")
+
+    unraisable: list[BaseException | None] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: unraisable.append(u.exc_value)
+    try:
+        async with undipy.Client(http_server.origin) as c:
+            c.on("connect", loud).on("connect", lambda *a: heard.append("second"))
+            resp = await within(c.request(path="/", method="GET"))
+            assert await within(resp.body.bytes()) == b"hello"
+    finally:
+        sys.unraisablehook = old_hook
+    assert heard == ["second"]
+    assert [str(e) for e in unraisable] == ["listener boom"]

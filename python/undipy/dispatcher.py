@@ -319,6 +319,7 @@ class Dispatcher:
     def close(self, callback: ResultCallback[None]) -> None: ...
     def close(self, callback: ResultCallback[None] | None = None) -> asyncio.Future[None] | None:
         """Stops taking requests and resolves once the queued ones finished."""
+        _check_callback(callback)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         if self._destroyed:
@@ -347,8 +348,11 @@ class Dispatcher:
         """Fails every queued and running request now (with ``error``, or
         ``ClientDestroyedError``) and resolves once the sockets are closed.
         ``destroy(callback)`` is ``destroy(None, callback)``."""
-        if not isinstance(error, BaseException | None):
+        if callable(error) and not isinstance(error, BaseException):
             error, callback = None, error
+        if not isinstance(error, BaseException | None):
+            raise InvalidArgumentError("invalid error: destroy() takes an exception or None")
+        _check_callback(callback)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._close_waiters.append(fut)
@@ -385,10 +389,12 @@ class Dispatcher:
     # -- events --------------------------------------------------------------
 
     def on(self, name: str, listener: Listener) -> Self:
+        _check_listener(name, listener)
         self._listeners.setdefault(name, []).append((listener, False))
         return self
 
     def once(self, name: str, listener: Listener) -> Self:
+        _check_listener(name, listener)
         self._listeners.setdefault(name, []).append((listener, True))
         return self
 
@@ -405,8 +411,18 @@ class Dispatcher:
         if not entries:
             return
         self._listeners[name] = [e for e in entries if not e[1]]
+        # One listener raising must not silence the others; what they raised
+        # is reported afterwards, where the emitter reports errors.
+        errors: list[Exception] = []
         for fn, _ in entries:
-            fn(*args)
+            try:
+                fn(*args)
+            except Exception as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ExceptionGroup(f"{name!r} listeners raised", errors)
 
     def _on_event(self, name: str, error: BaseException | None) -> None:
         """Called by the bridge for the engine's dispatcher events."""
@@ -601,6 +617,22 @@ def _resolve_threadsafe(fut: asyncio.Future[None]) -> None:
         resolve()
     elif not loop.is_closed():
         loop.call_soon_threadsafe(resolve)
+
+
+_EVENTS = frozenset({"connect", "disconnect", "connection_error", "drain"})
+
+
+def _check_listener(name: Any, listener: Any) -> None:
+    """A misspelt event name would never fire: say so now."""
+    if name not in _EVENTS:
+        raise InvalidArgumentError(f"unknown event {name!r}: one of {sorted(_EVENTS)}")
+    if not callable(listener):
+        raise InvalidArgumentError("invalid listener: it must be callable")
+
+
+def _check_callback(callback: Any) -> None:
+    if callback is not None and not callable(callback):
+        raise InvalidArgumentError("invalid callback")
 
 
 def _maybe_callback(
