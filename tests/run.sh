@@ -13,7 +13,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "tools"
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets trustme
+  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets trustme hypothesis
 
 step "cargo fmt"
 cargo fmt --check
