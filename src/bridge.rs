@@ -772,7 +772,9 @@ fn set_exception(py: Python<'_>, future: &Bound<'_, PyAny>, exc: Bound<'_, PyAny
 
 /// The handle a handler or body gets for one request: `abort`, `resume`,
 /// `pause`, and (for streaming request bodies) `write`/`end`.
-#[pyclass(frozen, module = "undipy._undipy")]
+/// Weakly referenceable: a `signal=` listener must not keep a finished
+/// request's handle alive (`_api_common.watch_signal`).
+#[pyclass(frozen, weakref, module = "undipy._undipy")]
 pub struct Control {
     token: u64,
     ctl: Arc<RequestCtl>,

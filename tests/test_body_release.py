@@ -45,10 +45,14 @@ def make(kind: str, origin: str) -> undipy.Dispatcher:
     return undipy.Pool(origin, connections=2)
 
 
-async def still_serves(d: undipy.Dispatcher) -> None:
-    """The next request completes and close() resolves: nothing was left stuck."""
+async def serves(d: undipy.Dispatcher) -> None:
     resp = await within(d.request(path="/n/5", method="GET"))
     assert await within(resp.body.bytes()) == b"xxxxx"
+
+
+async def still_serves(d: undipy.Dispatcher) -> None:
+    """The next request completes and close() resolves: nothing was left stuck."""
+    await serves(d)
     await within(d.close())
 
 
@@ -215,3 +219,23 @@ async def test_iterator_taken_with_aiter_can_be_iterated(sized: HttpServer) -> N
         assert len(first) + sum(map(len, rest)) == 300_000
         with pytest.raises(TypeError, match="unusable"):
             await resp.body.bytes()
+
+
+@pytest.mark.loops
+async def test_one_signal_for_many_requests_lets_go_of_finished_ones(sized: HttpServer) -> None:
+    """A controller (or Event) kept for a whole session holds no listener, no
+    watcher task, for requests that are over."""
+    controller = undipy.AbortController()
+    event = asyncio.Event()
+    async with undipy.Client(sized.origin) as c:
+        await serves(c)  # the server's task for the connection is running
+        tasks_before = len(asyncio.all_tasks())
+        for _ in range(300):
+            for signal in (controller.signal, event):
+                resp = await within(c.request(path="/n/5", method="GET", signal=signal))
+                assert await within(resp.body.bytes()) == b"xxxxx"
+        gc.collect()
+        await asyncio.sleep(0)  # cancelled watchers finish
+        assert controller.signal._listeners == []
+        assert len(asyncio.all_tasks()) <= tasks_before
+        # (A signal still aborts the requests it is bound to: test_cancel.py.)

@@ -4,6 +4,7 @@ conversion, ``signal=`` binding and the ``callback=`` form."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -83,6 +84,20 @@ def bind_signal(signal: Any, abort: Callable[..., None]) -> Callable[[], None]:
         task.cancel()
 
     return unbind
+
+
+def watch_signal(signal: Any, control: Any) -> None:
+    """Aborts ``control``'s request when ``signal`` fires, for as long as the
+    request lives: one signal may serve many requests, and each must let go
+    of it once its handle is freed (its body read, dropped or failed)."""
+    ref = weakref.ref(control)
+
+    def abort(reason: BaseException) -> None:
+        c = ref()
+        if c is not None:
+            c.abort(reason)
+
+    weakref.finalize(control, bind_signal(signal, abort))
 
 
 def _nothing() -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack, overload
 from urllib.parse import urlsplit
 
 from . import _tls, api_pipeline, api_stream, api_upgrade
-from ._api_common import Callback, with_callback
+from ._api_common import Callback, abort_reason, check_signal, watch_signal, with_callback
 from ._bridge import bridge_for
 from ._options import (
     ClientOptions,
@@ -29,7 +29,6 @@ from ._options import (
     UpgradeOptions,
 )
 from ._undipy import Core, LoopBridge, ResponseData
-from .abort import AbortSignal
 from .errors import ClientDestroyedError, InvalidArgumentError
 from .handler import Handler
 
@@ -513,11 +512,13 @@ class _RequestCall(_CoroutineBase):
         opts = self._opts
         signal = opts.pop("signal", None)
         fut: asyncio.Future[ResponseData] = loop.create_future()
-        if signal is not None and _already_aborted(signal, fut):
-            return (yield from fut)
+        if signal is not None:
+            check_signal(signal)
+            if (reason := abort_reason(signal)) is not None:
+                raise reason
         control = d._core.request(bridge, fut, opts)
         if signal is not None:
-            _watch(signal, control)
+            watch_signal(signal, control)
         try:
             return (yield from fut)
         except asyncio.CancelledError:
@@ -558,46 +559,6 @@ class _RequestCall(_CoroutineBase):
 
 
 collections.abc.Coroutine.register(_RequestCall)
-
-
-def _already_aborted(signal: Any, fut: asyncio.Future[Any]) -> bool:
-    """A signal that fired before the request: fail it without sending."""
-    if isinstance(signal, AbortSignal):
-        if signal.aborted:
-            fut.set_exception(signal.reason or _aborted())
-            return True
-        return False
-    if isinstance(signal, asyncio.Event):
-        if signal.is_set():
-            fut.set_exception(_aborted())
-            return True
-        return False
-    raise InvalidArgumentError("signal must be an AbortSignal or an asyncio.Event")
-
-
-def _aborted() -> BaseException:
-    from .errors import RequestAbortedError
-
-    return RequestAbortedError()
-
-
-def _watch(signal: Any, control: Any) -> None:
-    if isinstance(signal, AbortSignal):
-        signal.add_listener(control.abort)
-        return
-
-    async def wait() -> None:
-        await signal.wait()
-        control.abort()
-
-    task = asyncio.ensure_future(wait())
-    # The watcher must not outlive the request for long: it is cancelled
-    # when the loop closes, and aborting a finished request does nothing.
-    _watchers.add(task)
-    task.add_done_callback(_watchers.discard)
-
-
-_watchers: set[asyncio.Future[None]] = set()
 
 
 def _resolve_threadsafe(fut: asyncio.Future[None]) -> None:
