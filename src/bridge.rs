@@ -863,21 +863,22 @@ impl Control {
         self.ctl.set_paused(false);
     }
 
-    /// Queues one chunk of a streaming request body.
-    fn write(&self, chunk: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Queues one chunk of a streaming request body; `end`: the last one.
+    #[pyo3(signature = (chunk, end=false))]
+    fn write(&self, chunk: &Bound<'_, PyAny>, end: bool) -> PyResult<()> {
         let Some(data) = crate::options::bytes_like(chunk)? else {
             return Err(PyTypeError::new_err(format!(
                 "request body chunks must be bytes or str, not {}",
                 chunk.get_type().name()?
             )));
         };
-        self.ctl.push_chunk(Some(data));
+        self.ctl.push_chunk(Some(data), end);
         Ok(())
     }
 
     /// Ends a streaming request body.
     fn end(&self) {
-        self.ctl.push_chunk(None);
+        self.ctl.push_chunk(None, true);
     }
 
     #[getter]

@@ -957,3 +957,30 @@ async def test_pool_over_unix_socket(tmp_path: Any) -> None:
             resp = await within(pool.request(path="/", method="GET"))
             assert await within(resp.body.text()) == "hello"
         assert srv.requests[0].header("host") == "localhost"
+
+
+@pytest.mark.loops
+@pytest.mark.parametrize(
+    "make", [lambda: io.BytesIO(b"abcde"), lambda: iter([b"ab", b"cde"])], ids=["file", "iterable"]
+)
+async def test_a_quick_answer_to_a_streamed_body_keeps_the_connection(
+    raw_server: RawServerFactory, make: Any
+) -> None:
+    """The server answers the moment it has the declared bytes: the body's last
+    chunk went out together with its end, so the request is complete and the
+    connection stays (not reset as "answered before the body was sent")."""
+
+    async def quick(conn: RawConn) -> None:
+        while await conn.read_request():
+            await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    srv = await raw_server(quick)
+    async with closing(undipy.Client(srv.origin)) as client:
+        for _ in range(50):
+            resp = await within(
+                client.request(
+                    path="/", method="POST", body=make(), headers={"content-length": "5"}
+                )
+            )
+            assert await within(resp.body.text()) == "ok"
+    assert srv.connections == 1

@@ -11,7 +11,7 @@ CHUNK = 64 * 1024
 
 
 class _Control(Protocol):
-    def write(self, chunk: Any) -> None: ...
+    def write(self, chunk: Any, end: bool = False) -> None: ...
     def end(self) -> None: ...
     def abort(self, error: BaseException | None = None) -> None: ...
 
@@ -34,24 +34,40 @@ def _read_file(f: Any) -> Iterator[Any]:
         yield chunk
 
 
+_END = object()
+_NOT_YET = object()
+
+
 class _SyncPuller:
-    __slots__ = ("_it", "_control")
+    """Reads one chunk ahead, so that the last one goes out with the end in
+    one step: a server that answers as soon as it has a body of known length
+    must not find the request unfinished (that costs the connection)."""
+
+    __slots__ = ("_it", "_control", "_ahead")
 
     def __init__(self, it: Iterator[Any], control: _Control) -> None:
         self._it = it
         self._control = control
+        self._ahead: Any = _NOT_YET  # the next chunk, once fetched
+
+    def _fetch(self) -> Any:
+        try:
+            return next(self._it)
+        except StopIteration:
+            return _END
 
     def pull(self) -> None:
         try:
-            chunk = next(self._it)
-        except StopIteration:
-            self._control.end()
-            return
+            chunk = self._fetch() if self._ahead is _NOT_YET else self._ahead
+            if chunk is _END:
+                self._control.end()
+                return
+            self._ahead = self._fetch()
         except Exception as exc:
             self._control.abort(exc)
             return
         try:
-            self._control.write(chunk)
+            self._control.write(chunk, self._ahead is _END)
         except TypeError as exc:
             self._control.abort(exc)
 

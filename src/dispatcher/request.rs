@@ -163,13 +163,15 @@ impl RequestCtl {
         }
     }
 
-    pub fn push_chunk(&self, chunk: Option<Bytes>) {
+    /// Queues a chunk of a streaming body and/or its end, in one step: a
+    /// last chunk given with the end is never seen without it.
+    pub fn push_chunk(&self, chunk: Option<Bytes>, end: bool) {
         {
             let mut c = self.chunks.lock();
-            match chunk {
-                Some(b) => c.queue.push_back(b),
-                None => c.ended = true,
+            if let Some(b) = chunk {
+                c.queue.push_back(b);
             }
+            c.ended |= end;
         }
         self.wake();
     }
