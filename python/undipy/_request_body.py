@@ -38,6 +38,15 @@ _END = object()
 _NOT_YET = object()
 
 
+class _Failed:
+    """What reading the next chunk raised, kept until that chunk's turn."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 class _SyncPuller:
     """Reads one chunk ahead, so that the last one goes out with the end in
     one step: a server that answers as soon as it has a body of known length
@@ -48,24 +57,25 @@ class _SyncPuller:
     def __init__(self, it: Iterator[Any], control: _Control) -> None:
         self._it = it
         self._control = control
-        self._ahead: Any = _NOT_YET  # the next chunk, once fetched
+        self._ahead: Any = _NOT_YET  # the next chunk, once read
 
-    def _fetch(self) -> Any:
+    def _read(self) -> Any:
         try:
             return next(self._it)
         except StopIteration:
             return _END
+        except Exception as exc:
+            return _Failed(exc)
 
     def pull(self) -> None:
-        try:
-            chunk = self._fetch() if self._ahead is _NOT_YET else self._ahead
-            if chunk is _END:
-                self._control.end()
-                return
-            self._ahead = self._fetch()
-        except Exception as exc:
-            self._control.abort(exc)
+        chunk = self._read() if self._ahead is _NOT_YET else self._ahead
+        if chunk is _END:
+            self._control.end()
             return
+        if isinstance(chunk, _Failed):
+            self._control.abort(chunk.error)
+            return
+        self._ahead = self._read()
         try:
             self._control.write(chunk, self._ahead is _END)
         except TypeError as exc:
