@@ -25,7 +25,7 @@ use crate::convert::{header_dict, latin1, raw_list};
 use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink, SinkRef};
 use crate::errors::to_exception;
 use crate::options::RequestExtras;
-use crate::response::{Body, ResponseData};
+use crate::response::{Body, Controller, ResponseData};
 
 mod live;
 mod stream;
@@ -594,7 +594,7 @@ impl LoopBridge {
                 let body = Body::new(
                     py,
                     self.r#loop.clone_ref(py),
-                    Some(control),
+                    Some(Controller::Engine(control)),
                     None,
                     PyDict::new(py),
                 );

@@ -46,3 +46,31 @@ pub fn header_dict<'py>(py: Python<'py>, h: &RawHeaders) -> PyResult<Bound<'py, 
     }
     Ok(dict)
 }
+
+/// A flat `[name, value, ...]` list (a handler's headers) as `RawHeaders`:
+/// one buffer, the fields' ranges in order.
+pub fn raw_headers(flat: &[impl AsRef<[u8]>]) -> RawHeaders {
+    fn append(buf: &mut Vec<u8>, b: &[u8]) -> (u32, u32) {
+        let start = buf.len() as u32;
+        buf.extend_from_slice(b);
+        (start, buf.len() as u32)
+    }
+    let mut buf = Vec::with_capacity(flat.iter().map(|f| f.as_ref().len()).sum());
+    let mut spans = Vec::with_capacity(flat.len() / 2);
+    for pair in flat.chunks_exact(2) {
+        let name = append(&mut buf, pair[0].as_ref());
+        let value = append(&mut buf, pair[1].as_ref());
+        spans.push((name, value));
+    }
+    RawHeaders {
+        buf: buf.into(),
+        spans,
+    }
+}
+
+/// `str` back to the bytes `latin1` made it from (others become `?`).
+pub fn latin1_bytes(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}

@@ -12,14 +12,78 @@ use pyo3::exceptions::{PyResourceWarning, PyStopAsyncIteration, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::PyTraverseError;
 
 use crate::bridge::Control;
-use crate::convert::{header_dict, latin1};
+use crate::convert::{header_dict, latin1, latin1_bytes, raw_headers};
 use crate::dispatcher::codec::RawHeaders;
 use crate::dispatcher::Head;
+
+/// Who a body tells to pause, resume or stop its request: the engine's
+/// handle, or, for a request sent through a dispatcher written in Python,
+/// the request's handler (`pause()`, `resume()`, `abort()`).
+pub enum Controller {
+    Engine(Py<Control>),
+    Python(Py<PyAny>),
+}
+
+impl Controller {
+    fn call(&self, name: &str) {
+        if let Controller::Python(h) = self {
+            Python::attach(|py| {
+                if let Err(e) = h.call_method0(py, name) {
+                    e.write_unraisable(py, Some(h.bind(py)));
+                }
+            });
+        }
+    }
+
+    fn pause(&self) {
+        match self {
+            Controller::Engine(c) => c.get().pause(),
+            python => python.call("pause"),
+        }
+    }
+
+    fn unpause(&self) {
+        match self {
+            Controller::Engine(c) => c.get().unpause(),
+            python => python.call("resume"),
+        }
+    }
+
+    /// Stops the request: its reader is gone.
+    fn abort(&self) {
+        match self {
+            Controller::Engine(c) => c.get().abort_quietly(),
+            python => python.call("abort"),
+        }
+    }
+
+    /// The reader now waits for each piece (see `Control::listen`).
+    fn listen(&self) {
+        if let Controller::Engine(c) = self {
+            c.get().listen();
+        }
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> Controller {
+        match self {
+            Controller::Engine(c) => Controller::Engine(c.clone_ref(py)),
+            Controller::Python(h) => Controller::Python(h.clone_ref(py)),
+        }
+    }
+
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Controller::Engine(c) => visit.call(c),
+            Controller::Python(h) => visit.call(h),
+        }
+    }
+}
 
 /// Buffered bytes above which a body being iterated stops the socket.
 const HIGH_WATER_MARK: usize = 64 * 1024;
@@ -62,7 +126,7 @@ struct Inner {
     /// The pending consumer: what it wants and the future to resolve.
     waiter: Option<(Want, Py<PyAny>)>,
     /// Present while the request runs.
-    control: Option<Py<Control>>,
+    control: Option<Controller>,
     paused: bool,
 }
 
@@ -128,7 +192,7 @@ impl Body {
     pub fn new(
         py: Python<'_>,
         r#loop: Py<PyAny>,
-        control: Option<Py<Control>>,
+        control: Option<Controller>,
         data: Option<Bytes>,
         trailers: Bound<'_, PyDict>,
     ) -> Body {
@@ -173,7 +237,7 @@ impl Body {
         let fut = self.future(py)?;
         if let Some(c) = &inner.control {
             if !matches!(want, Want::All(_)) {
-                c.get().listen();
+                c.listen();
             }
             let on_done = Bound::new(py, AbortIfCancelled(c.clone_ref(py)))?;
             fut.call_method1(intern!(py, "add_done_callback"), (on_done,))?;
@@ -244,7 +308,7 @@ impl Body {
                     inner.state = State::Done;
                     drop(inner);
                     if let Some(c) = control {
-                        c.get().abort_quietly();
+                        c.abort();
                     }
                     resolve(py, &fut, py.None().into_bound(py))?;
                 } else {
@@ -259,7 +323,7 @@ impl Body {
                 if !collecting && inner.size >= HIGH_WATER_MARK && !inner.paused {
                     inner.paused = true;
                     if let Some(c) = &inner.control {
-                        c.get().pause();
+                        c.pause();
                     }
                 }
             }
@@ -273,6 +337,10 @@ impl Body {
                 .bind(py)
                 .update(header_dict(py, trailers)?.as_mapping())?;
         }
+        self.ended(py)
+    }
+
+    fn ended(&self, py: Python<'_>) -> PyResult<()> {
         let mut inner = self.inner.lock();
         inner.state = State::Done;
         inner.control = None;
@@ -324,7 +392,7 @@ impl Body {
         drop(inner);
         match control {
             Some(c) => {
-                c.get().abort_quietly();
+                c.abort();
                 true
             }
             None => false,
@@ -337,7 +405,7 @@ fn unpause(py: Python<'_>, inner: &mut Inner) {
     if inner.paused {
         inner.paused = false;
         if let Some(c) = &inner.control {
-            c.get().unpause();
+            c.unpause();
         }
     }
 }
@@ -373,7 +441,9 @@ impl Body {
             if let Some((_, fut)) = &inner.waiter {
                 visit.call(fut)?;
             }
-            visit.call(&inner.control)?;
+            if let Some(c) = &inner.control {
+                c.traverse(&visit)?;
+            }
         }
         Ok(())
     }
@@ -385,6 +455,37 @@ impl Body {
             }
             inner.waiter = None;
         }
+    }
+
+    // --- fed from Python (a request through a dispatcher written in Python:
+    // `undipy._request_handler`); `handler` has pause(), resume(), abort().
+
+    #[staticmethod]
+    fn _fed(py: Python<'_>, r#loop: Py<PyAny>, handler: Py<PyAny>) -> Body {
+        let control = Some(Controller::Python(handler));
+        Body::new(py, r#loop, control, None, PyDict::new(py))
+    }
+
+    #[pyo3(name = "_push")]
+    fn push_from_python(&self, py: Python<'_>, chunk: &[u8]) -> PyResult<()> {
+        self.push(py, Bytes::copy_from_slice(chunk))
+    }
+
+    #[pyo3(name = "_end")]
+    fn end_from_python(&self, py: Python<'_>, trailers: &Bound<'_, PyDict>) -> PyResult<()> {
+        self.trailers.bind(py).update(trailers.as_mapping())?;
+        self.ended(py)
+    }
+
+    #[pyo3(name = "_fail")]
+    fn fail_from_python(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        self.fail(py, exc)
+    }
+
+    /// Nobody will read this body (its caller is gone): stop its request.
+    #[pyo3(name = "_discard")]
+    fn discard_from_python(&self) {
+        self.discard();
     }
 
     #[getter]
@@ -418,7 +519,7 @@ impl Body {
             let control = inner.control.take();
             drop(inner);
             if let Some(c) = control {
-                c.get().abort_quietly();
+                c.abort();
             }
             return self.resolved(py, Ok(py.None().into_bound(py)));
         }
@@ -489,7 +590,7 @@ was aborted and its connection closed (read, dump() or aclose() every body)",
 
 /// A body read's done-callback: see `Body::wait`.
 #[pyclass(frozen, module = "undipy._undipy")]
-struct AbortIfCancelled(Py<Control>);
+struct AbortIfCancelled(Controller);
 
 #[pymethods]
 impl AbortIfCancelled {
@@ -498,7 +599,7 @@ impl AbortIfCancelled {
             .call_method0(intern!(fut.py(), "cancelled"))?
             .is_truthy()?
         {
-            self.0.get().abort_quietly();
+            self.0.abort();
         }
         Ok(())
     }
@@ -535,6 +636,23 @@ impl ResponseData {
 
 #[pymethods]
 impl ResponseData {
+    /// A response received through a dispatcher written in Python.
+    #[staticmethod]
+    fn _make(
+        status_code: u16,
+        status_text: &str,
+        headers: Vec<PyBackedBytes>,
+        body: Py<Body>,
+        opaque: Py<PyAny>,
+    ) -> ResponseData {
+        let head = Head {
+            status: status_code,
+            reason: latin1_bytes(status_text).into(),
+            headers: raw_headers(&headers),
+        };
+        ResponseData::new(head, body, opaque)
+    }
+
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.body)?;
         visit.call(&self.opaque)?;

@@ -32,7 +32,7 @@ from undipy import (
     header_values,
 )
 from undipy import _options as options
-from undipy.dispatcher import _DEFAULTS
+from undipy.client import _DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "tests" / "typing"

@@ -10,7 +10,8 @@ from .abort import AbortController, AbortSignal
 from .api_pipeline import PipelineBody, PipelineDuplex, PipelineHandlerData
 from .api_stream import StreamData, StreamFactoryData
 from .api_upgrade import ConnectData, UpgradeData
-from .dispatcher import Client, ClientStats, Dispatcher, Pool, PoolStats
+from .client import Client, ClientStats, Pool, PoolStats
+from .dispatcher import Dispatcher
 from .errors import (
     BodyTimeoutError,
     ClientClosedError,

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from .abort import AbortSignal
 from .errors import InvalidArgumentError, RequestAbortedError
 
 Headers = dict[str, str | list[str]]
 Callback = Callable[[BaseException | None, Any], Any]
+T = TypeVar("T")
+
 
 def parse_headers(raw: list[bytes]) -> Headers:
     """A flat ``[name, value, ...]`` list of bytes as a dict: lower-case ``str``
@@ -109,23 +111,35 @@ def call_info(on_info: Callable[..., Any] | None, status: int, raw: list[bytes])
         on_info({"status_code": status, "headers": parse_headers(raw)})
 
 
-def with_callback(aw: Awaitable[Any], callback: Callback) -> None:
-    """Runs ``aw`` and hands its outcome to ``callback(error, data)``."""
-    if not callable(callback):
-        if isinstance(aw, Coroutine):
-            aw.close()
+def check_callback(callback: Any) -> None:
+    if callback is not None and not callable(callback):
         if isinstance(callback, str):
             raise InvalidArgumentError(
                 f"options are keyword-only: pass path={callback!r}, method=... as keywords"
             )
         raise InvalidArgumentError("invalid callback")
 
-    async def run() -> None:
-        try:
-            data = await aw
-        except Exception as exc:
+
+def deliver(aw: Awaitable[T], callback: Callback | None) -> Awaitable[T] | None:
+    """The two forms of every method that takes ``callback=``: without one,
+    ``aw`` itself; with one, None, and later ``callback(error, data)`` on
+    the loop (exactly one of the two None)."""
+    if callback is None:
+        return aw
+    try:
+        check_callback(callback)
+    except InvalidArgumentError:
+        if isinstance(aw, Coroutine):
+            aw.close()
+        raise
+
+    def done(f: asyncio.Future[T]) -> None:
+        if f.cancelled():
+            callback(RequestAbortedError(), None)
+        elif (exc := f.exception()) is not None:
             callback(exc, None)
         else:
-            callback(None, data)
+            callback(None, f.result())
 
-    asyncio.ensure_future(run())
+    asyncio.ensure_future(aw).add_done_callback(done)
+    return None

@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._api_common import Callback, Headers, abort_reason, bind_signal, check_signal, with_callback
+from ._api_common import Callback, Headers, abort_reason, bind_signal, check_signal, deliver
 from .errors import InvalidArgumentError, InvalidReturnValueError, RequestAbortedError
 
 if TYPE_CHECKING:
     from ._options import StreamOptions
-    from ._undipy import Control
     from .dispatcher import Dispatcher
 
 
@@ -56,10 +55,7 @@ def stream(
     d: Dispatcher, factory: Factory, callback: Callback | None, opts: StreamOptions
 ) -> Coroutine[Any, Any, StreamData] | None:
     coro = _stream(d, factory, opts)  # opts is the caller's fresh **kwargs dict
-    if callback is None:
-        return coro
-    with_callback(coro, callback)
-    return None
+    return deliver(coro, callback)  # type: ignore[return-value]
 
 
 async def _stream(d: Dispatcher, factory: Factory, opts: StreamOptions) -> StreamData:
@@ -71,12 +67,12 @@ async def _stream(d: Dispatcher, factory: Factory, opts: StreamOptions) -> Strea
         raise reason
     loop = asyncio.get_running_loop()
     future: asyncio.Future[StreamData] = loop.create_future()
-    control = d._core.stream(d._bridge_for(loop), future, factory, opts)
-    unbind = bind_signal(signal, control.abort)
+    request = d._stream(loop, future, factory, opts)  # type: ignore[arg-type]
+    unbind = bind_signal(signal, request.abort)
     try:
         return await future
     except asyncio.CancelledError:
-        control.abort(RequestAbortedError())
+        request.abort(RequestAbortedError())
         raise
     finally:
         unbind()
@@ -96,8 +92,13 @@ def open_writable(
     return write, drain if callable(drain) else None
 
 
+class _Resumable(Protocol):
+    def resume(self) -> None: ...
+    def abort(self, error: BaseException | None = None) -> None: ...
+
+
 def finish_write(
-    result: Any, drain: Callable[[], Any] | None, control: Control
+    result: Any, drain: Callable[[], Any] | None, control: _Resumable
 ) -> asyncio.Future[None]:
     """Awaits a write's result (then ``drain()``) while reading is paused;
     resumes reading after, or fails the request with the writable's error."""
@@ -108,7 +109,7 @@ def finish_write(
     return task
 
 
-async def _finish_write(result: Any, drain: Callable[[], Any] | None, control: Control) -> None:
+async def _finish_write(result: Any, drain: Callable[[], Any] | None, control: _Resumable) -> None:
     try:
         if inspect.isawaitable(result):
             await result

@@ -16,8 +16,8 @@ from ._api_common import (
     abort_reason,
     bind_signal,
     check_signal,
+    deliver,
     parse_headers,
-    with_callback,
 )
 from ._socket import UpgradedSocket
 from .errors import InvalidArgumentError, RequestAbortedError, SocketError
@@ -61,10 +61,7 @@ def upgrade(
         opaque,
         dict(opts, path=path, method=method, upgrade=protocol, headers=headers),
     )
-    if callback is None:
-        return coro
-    with_callback(coro, callback)
-    return None
+    return deliver(coro, callback)  # type: ignore[return-value]
 
 
 def connect(
@@ -86,10 +83,7 @@ def connect(
         dict(opts, path=path, method="CONNECT", headers=headers),
         invalid=invalid,
     )
-    if callback is None:
-        return coro
-    with_callback(coro, callback)
-    return None
+    return deliver(coro, callback)  # type: ignore[return-value]
 
 
 async def _run(

@@ -12,7 +12,6 @@ from undipy import (
     Client,
     ClientDestroyedError,
     ClientStats,
-    Dispatcher,
     Pool,
     PoolStats,
 )
@@ -48,7 +47,7 @@ def closed(err: BaseException | None, _: None) -> None:
     print("closed", err)
 
 
-def describe(d: Dispatcher) -> str:
+def describe(d: Client | Pool) -> str:
     return f"{d.origin} pipelining={d.pipelining} closed={d.closed} destroyed={d.destroyed}"
 
 
