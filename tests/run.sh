@@ -38,3 +38,6 @@ step "pytest"
 
 step "cancellation storm (short)"
 "$PY" benches/storm.py --short
+
+step "fault-injecting soak (short)"
+"$PY" benches/soak.py --short
