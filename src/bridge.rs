@@ -225,7 +225,7 @@ fn names(py: Python<'_>) -> PyResult<&'static PyNames> {
     })
 }
 
-#[pyclass(frozen, module = "undipy._undipy")]
+#[pyclass(frozen, weakref, module = "undipy._undipy")]
 pub struct LoopBridge {
     pub queue: Arc<Queue>,
     targets: Mutex<Targets>,
