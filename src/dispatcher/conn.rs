@@ -62,18 +62,7 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
     };
     conn.keep_alive = conn.pool.cfg.keep_alive_timeout;
     let err = conn.drive().await;
-    let upgrade = conn.take_upgrade();
     conn.finish(err);
-    if let Some((mut req, head)) = upgrade {
-        // The socket and the bytes read past the head go to the request.
-        let rest = std::mem::take(&mut conn.rbuf).freeze();
-        match conn.io.into_fd() {
-            Ok(fd) => req.sink.push(Event::Upgrade(head, fd, rest)),
-            Err(e) => req.sink.push(Event::Error(e.into())),
-        }
-        req.settled = true;
-        req.sink.sink.flush();
-    }
 }
 
 /// Connects, giving up early if the dispatcher is destroyed meanwhile.
@@ -913,11 +902,22 @@ impl Conn {
     /// The connection ended with `err`: fail the head of the pipeline (unless
     /// the reason is informational), send back what `may_resend` allows, fail
     /// the rest, and let the scheduler open a new connection if work remains.
-    fn finish(&mut self, err: Error) {
-        let pool = self.pool.clone();
-        let mut st = pool.lock();
+    fn finish(mut self, err: Error) {
+        let upgrade = self.take_upgrade();
         let running = std::mem::take(&mut self.running);
         let head_fails = !err.is_informational() && !self.lost_race(&running, &err);
+        // The socket goes before the pool hears of it (closed, or handed to
+        // the request that upgraded), so `Closed` means every socket is shut.
+        let rest = std::mem::take(&mut self.rbuf).freeze();
+        let upgrade = match upgrade {
+            None => {
+                drop(self.io);
+                None
+            }
+            Some((req, head)) => Some((req, head, self.io.into_fd())),
+        };
+        let pool = self.pool.clone();
+        let mut st = pool.lock();
         let mut again: Vec<Request> = Vec::new();
         for (i, mut r) in running.into_iter().enumerate() {
             let failure = if r.req.ctl.is_aborted() {
@@ -954,6 +954,15 @@ impl Conn {
         pool.maybe_closed(&mut st);
         Pool::unlock_and_wake(st);
         self.dirty.flush();
+        if let Some((mut req, head, fd)) = upgrade {
+            // The bytes read past the head go with the socket.
+            match fd {
+                Ok(fd) => req.sink.push(Event::Upgrade(head, fd, rest)),
+                Err(e) => req.sink.push(Event::Error(e.into())),
+            }
+            req.settled = true;
+            req.sink.sink.flush();
+        }
     }
 }
 
