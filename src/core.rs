@@ -65,7 +65,8 @@ impl Core {
     /// Sends dispatcher events to `bridge`'s loop from now on (the loop
     /// that used the dispatcher last, so that `close()` resolves on the loop
     /// that awaits it); `owner` is a weakref to the Python dispatcher.
-    fn bind(&self, bridge: &Bound<'_, LoopBridge>, owner: Py<PyAny>) {
+    fn bind(&self, bridge: &Bound<'_, LoopBridge>, owner: Py<PyAny>) -> PyResult<()> {
+        let pool = self.pool(bridge.py())?;
         let b = bridge.get();
         let token = b.next_token();
         b.insert(
@@ -80,7 +81,7 @@ impl Core {
                 st: Mutex::new(TargetState::default()),
             },
         );
-        self.pool.bind_events(SinkRef {
+        pool.bind_events(SinkRef {
             sink: b.queue.clone(),
             token,
         });
@@ -88,6 +89,7 @@ impl Core {
         if let Some((old_bridge, old_token)) = old {
             old_bridge.get().remove(old_token);
         }
+        Ok(())
     }
 
     /// undici's `dispatch`: False when busy. The handler's `on_connect` is
@@ -177,13 +179,15 @@ impl Core {
     }
 
     /// Stops taking requests; the dispatcher gets a "closed" event when done.
-    fn close(&self) {
-        self.pool.close();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.pool(py)?.close();
+        Ok(())
     }
 
     /// Fails everything now with `error` (an engine error is used when None).
     #[pyo3(signature = (error=None))]
-    fn destroy(&self, error: Option<Bound<'_, PyAny>>) {
+    fn destroy(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let pool = self.pool(py)?;
         let err = match error {
             Some(e) => {
                 let err = user_error(e.unbind());
@@ -192,34 +196,36 @@ impl Core {
             }
             None => Error::ClientDestroyed,
         };
-        self.pool.destroy(err.clone());
+        pool.destroy(err.clone());
         self.live.fail_paused(&err);
+        Ok(())
     }
 
     #[getter]
-    fn get_pipelining(&self) -> u32 {
-        self.pool.pipelining()
+    fn get_pipelining(&self, py: Python<'_>) -> PyResult<u32> {
+        Ok(self.pool(py)?.pipelining())
     }
 
     #[setter]
-    fn set_pipelining(&self, n: u32) {
-        self.pool.set_pipelining(n);
+    fn set_pipelining(&self, py: Python<'_>, n: u32) -> PyResult<()> {
+        self.pool(py)?.set_pipelining(n);
+        Ok(())
     }
 
     /// (connected, free, pending, queued, running, size)
-    fn stats(&self) -> (usize, usize, usize, usize, usize, usize) {
-        let s = self.pool.stats();
-        (s.connected, s.free, s.pending, s.queued, s.running, s.size)
+    fn stats(&self, py: Python<'_>) -> PyResult<(usize, usize, usize, usize, usize, usize)> {
+        let s = self.pool(py)?.stats();
+        Ok((s.connected, s.free, s.pending, s.queued, s.running, s.size))
     }
 
     #[getter]
-    fn closed(&self) -> bool {
-        self.pool.is_closed()
+    fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.pool(py)?.is_closed())
     }
 
     #[getter]
-    fn destroyed(&self) -> bool {
-        self.pool.is_destroyed()
+    fn destroyed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.pool(py)?.is_destroyed())
     }
 }
 
@@ -260,13 +266,20 @@ fn check_handler(handler: &Bound<'_, PyAny>, parsed: &Parsed) -> PyResult<()> {
 
 impl Core {
     fn check_fork(&self, py: Python<'_>) -> PyResult<()> {
+        self.pool(py).map(|_| ())
+    }
+
+    /// The engine pool, unless this process is a fork() child of the one
+    /// that made it: its locks may have been held by threads the child does
+    /// not have, so a child never touches it.
+    fn pool(&self, py: Python<'_>) -> PyResult<&Arc<Pool>> {
         if runtime::generation() != self.generation {
             let _ = py;
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "this dispatcher was created before fork(): create a new one in the child",
             ));
         }
-        Ok(())
+        Ok(&self.pool)
     }
 
     /// Validates and registers a request with `bridge`.
