@@ -1576,14 +1576,15 @@ def failures(r: dict[str, Any]) -> list[str]:
                 f"{srv['post_pipelined']} POSTs written while an earlier request on their"
                 f" connection was unanswered (e.g. {srv['post_pipelined_examples'][:2]})"
             )
-    fd = r["fds"]["after"] - r["fds_before"]
-    if r["mode"] == "threads":
-        # The threads' loops are closed, but undipy keeps each one's bridge
-        # (an eventfd) until a new loop uses it: a warning (see warnings_of),
-        # not the Pool's leak. Everything else must be back.
-        fd -= r["fds"].get("delta_by_kind", {}).get("eventfd", 0)
-    if fd:
+    # Every fd is back, the closed loops' bridges (eventfds) included, and
+    # already when close() resolved.
+    if r["fds"]["after"] != r["fds_before"]:
         why.append(f"fds {r['fds_before']} before the Pool, {r['fds']['after']} after close()")
+    if r["fds"]["at_close"] != r["fds"]["after"]:
+        why.append(
+            f"close() resolved with {r['fds']['at_close'] - r['fds']['after']} socket(s) not yet"
+            " closed"
+        )
     a = r["after"]
     if a["ok"] != a["n"]:
         why.append(f"after the run only {a['ok']}/{a['n']} plain GETs succeeded")
@@ -1621,25 +1622,6 @@ def failures(r: dict[str, Any]) -> list[str]:
         if r["server_open_after_close"]:
             why.append(f"{r['server_open_after_close']} server connections open after close()")
     return why
-
-
-def warnings_of(r: dict[str, Any]) -> list[str]:
-    """What is worth a look but is not one of the bars."""
-    if "crash" in r:
-        return []
-    out = []
-    kept = r["fds"].get("delta_by_kind", {}).get("eventfd", 0)
-    if r["mode"] == "threads" and kept:
-        out.append(
-            f"{kept} eventfds (the bridges of the threads' closed loops) still open after"
-            " close(); undipy frees them only when another new loop first uses it"
-        )
-    if r["fds"]["at_close"] != r["fds"]["after"]:
-        out.append(
-            f"close() resolved with {r['fds']['at_close'] - r['fds']['after']} socket(s) not yet"
-            " closed (closed shortly after)"
-        )
-    return out
 
 
 def fmt_counter(c: dict[str, int], n: int = 99) -> str:
@@ -1903,9 +1885,6 @@ def drive(args: argparse.Namespace) -> int:
         rows.append(r)
     print_report(rows)
     bad = [(name_of(r), why) for r in rows for why in failures(r)]
-    for r in rows:
-        for why in warnings_of(r):
-            print(f"WARN {name_of(r)}: {why}")
     for name, why in bad:
         print(f"FAIL {name}: {why}")
     total = time.monotonic() - t0
