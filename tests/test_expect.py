@@ -85,3 +85,36 @@ async def test_an_expect_header_is_refused_before_sending(raw_server: RawServerF
             raise AssertionError("expect header accepted")
     await asyncio.sleep(0.05)
     assert srv.connections == 0
+
+
+async def test_an_expect_continue_request_is_never_pipelined(
+    raw_server: RawServerFactory,
+) -> None:
+    """Even idempotent, it waits for an empty connection: written behind a running
+    request, its wait for the 100 would be lost (and against a server that waits for
+    the body, it would never end)."""
+    seen: dict[str, bytes] = {}
+
+    async def script(conn: RawConn) -> None:
+        await conn.read_request()
+        # The second request must not arrive while the first is unanswered.
+        seen["early"] = await conn.read_available(0.3)
+        await conn.send(response(200, b"first"))
+        seen["head"] = await conn.read_until(HEAD_END)
+        await conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        seen["body"] = await conn.read_exactly(3)
+        await conn.send(response(200, b"second"))
+
+    srv = await raw_server(script)
+    async with closing(undipy.Client(srv.origin, pipelining=4)) as client:
+        first = asyncio.ensure_future(client.request(path="/1", method="GET"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(
+            client.request(
+                path="/2", method="PUT", body=b"abc", idempotent=True, expect_continue=True
+            )
+        )
+        assert await within((await within(first)).body.text()) == "first"
+        assert await within((await within(second)).body.text()) == "second"
+    assert seen["early"] == b""
+    assert seen["head"].startswith(b"PUT /2 ") and seen["body"] == b"abc"

@@ -150,6 +150,13 @@ CASES: list[Case] = [
          P("HPE_UNEXPECTED_CONTENT_LENGTH")),
     Case("r01-te-then-cl", ok(CHUNKED, b"Content-Length: 5", body=HELLO_CHUNKED),
          P("HPE_UNEXPECTED_CONTENT_LENGTH")),
+    # ... on responses that have no body too, as llhttp (docs/choices.md).
+    Case("r01-head-cl-te", ok(b"Content-Length: 5", CHUNKED),
+         P("HPE_UNEXPECTED_CONTENT_LENGTH"), method="HEAD"),
+    Case("r01-204-cl-te", head(b"HTTP/1.1 204 No Content", b"Content-Length: 5", CHUNKED),
+         P("HPE_UNEXPECTED_CONTENT_LENGTH")),
+    Case("r01-304-te-cl", head(b"HTTP/1.1 304 Not Modified", CHUNKED, b"Content-Length: 5"),
+         P("HPE_UNEXPECTED_CONTENT_LENGTH")),
     Case("r02-two-cl-differ", ok(b"Content-Length: 1", b"Content-Length: 2", body=b"ab"),
          P("HPE_UNEXPECTED_CONTENT_LENGTH")),
     Case("r02-cl-list-differs", ok(b"Content-Length: 3, 4", body=b"abcd"),

@@ -32,6 +32,7 @@ from undipy import (
     ClientClosedError,
     ClientDestroyedError,
     ConnectTimeoutError,
+    DispatchHandler,
     HeadersTimeoutError,
     HTTPParserError,
     InformationalError,
@@ -349,6 +350,39 @@ async def test_body_timeout_does_not_fire_while_the_consumer_is_slow(
     got = await asyncio.wait_for(resp.body.bytes(), T)
     assert len(got) == len(body) and got == body
     await wait_event(sent_all, "the server to finish sending")
+
+
+async def test_body_timeout_counts_again_after_a_long_pause(
+    raw_server, clients: Clients
+) -> None:
+    """A handler pauses at the first body bytes for 0.6 s (past body_timeout 0.2 s), then
+    resumes; the server sends nothing more: the timeout fires 0.2 s after the resume
+    instead of the request waiting forever (the timer lapsed while paused)."""
+    seen_close: list[bool] = []
+    stall = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"
+    srv = await raw_server([silent_script(seen_close, stall)])
+    c = clients.client(srv.origin, body_timeout=0.2)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[BaseException | None] = loop.create_future()
+
+    class Pausing(DispatchHandler):
+        def on_headers(self, status: int, headers: Any, resume: Any, text: str) -> bool:
+            self.resume = resume
+            return True
+
+        def on_data(self, chunk: bytes) -> bool:
+            loop.call_later(0.6, self.resume)
+            return False
+
+        def on_complete(self, trailers: Any) -> None:
+            ended.set_result(None)
+
+        def on_error(self, error: BaseException) -> None:
+            ended.set_result(error)
+
+    c.dispatch(Pausing(), path="/", method="GET")
+    error = await asyncio.wait_for(ended, T)
+    assert isinstance(error, BodyTimeoutError)
 
 
 # --------------------------------------------------------------------------- connecting

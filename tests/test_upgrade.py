@@ -902,3 +902,17 @@ async def test_websocket_example_main(
     assert capsys.readouterr().out == "héllo\n"
     assert seen == ["héllo"]
     await srv.wait_closed(1)
+
+
+async def test_connect_without_a_target_is_refused_before_sending(
+    raw_server: RawServerFactory,
+) -> None:
+    """It would write ``CONNECT  HTTP/1.1`` (fuzz finding connect-empty-target)."""
+    srv = await raw_server(answer())
+    async with closing(undipy.Client(srv.origin)) as client:
+        with pytest.raises(undipy.InvalidArgumentError, match="CONNECT needs a target"):
+            await within(client.connect(path=""))
+        ok = await within(client.request(path="/next", method="GET"))
+        assert await within(ok.body.bytes()) == b"ok"
+    assert srv.connections == 1
+    assert srv.received[0].startswith(b"GET /next ")

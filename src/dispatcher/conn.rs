@@ -267,6 +267,17 @@ impl Conn {
                 return Err(Error::Informational("aborted"));
             }
         }
+        if self.timer.is_none()
+            && self
+                .running
+                .front()
+                .is_some_and(|r| matches!(r.response, Response::Body { .. }))
+            && !self.read_paused()
+        {
+            // The body timer lapsed while the consumer paused: it counts
+            // again from the resume.
+            self.arm_body_timer();
+        }
         loop {
             self.take_work()?;
             let blocked = self.blocked();
@@ -490,12 +501,14 @@ impl Conn {
             let mut c = r.req.ctl.chunks.lock();
             (std::mem::take(&mut c.queue), c.ended)
         };
-        let strict = self.pool.cfg.strict_content_length;
+        // A streamed body of declared length must match it exactly, whatever
+        // `strict_content_length` says: a byte more would be read as the
+        // next request, a byte less would leave the server waiting.
         for chunk in chunks {
             let s = self.running[idx].stream.as_mut().expect("streaming");
             s.pulling = false;
             s.queued += chunk.len() as u64;
-            if strict && s.declared.is_some_and(|d| s.queued > d) {
+            if s.declared.is_some_and(|d| s.queued > d) {
                 return Err(self.fail_front_with(Error::RequestContentLengthMismatch));
             }
             if chunk.is_empty() {
@@ -516,7 +529,7 @@ impl Conn {
         }
         let s = self.running[idx].stream.as_mut().expect("streaming");
         if ended {
-            if strict && s.declared.is_some_and(|d| s.queued != d) {
+            if s.declared.is_some_and(|d| s.queued != d) {
                 return Err(self.fail_front_with(Error::RequestContentLengthMismatch));
             }
             s.ended = true;

@@ -285,6 +285,9 @@ impl Request {
             target.push('?');
             target.push_str(&q);
         }
+        if target.is_empty() {
+            return Err(invalid("CONNECT needs a target (host:port)"));
+        }
         if !encode::is_request_target(target.as_bytes()) {
             return Err(invalid("invalid request path"));
         }
@@ -303,6 +306,9 @@ impl Request {
             if !encode::is_token(name) {
                 return Err(invalid("invalid header key"));
             }
+            // A receiver reads a field value without the spaces around it
+            // (RFC 9110 §5.5): send it that way.
+            let value = encode::trim_ows(value);
             let lname = name.to_ascii_lowercase();
             if !encode::is_field_value(value) {
                 return Err(invalid(format!(
@@ -315,7 +321,7 @@ impl Request {
                     if host_value.is_some() {
                         return Err(invalid("duplicate host header"));
                     }
-                    host_value = Some(value.clone());
+                    host_value = Some(value.to_vec());
                 }
                 b"content-length" => {
                     if user_length.is_some() {
@@ -441,7 +447,10 @@ impl Request {
 
     /// May this request be written while others are running (undici's `busy()`)?
     pub fn can_pipeline(&self) -> bool {
-        self.flags.idempotent && !self.flags.upgrade && !matches!(self.body, Body::Stream { .. })
+        self.flags.idempotent
+            && !self.flags.upgrade
+            && !self.flags.expect_continue
+            && !matches!(self.body, Body::Stream { .. })
     }
 }
 

@@ -35,6 +35,17 @@ pub fn is_field_value(s: &[u8]) -> bool {
     s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
+/// `s` without the spaces and tabs around it.
+pub fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
 /// A request target: bytes 0x21..=0xFF only (no controls, no space).
 pub fn is_request_target(s: &[u8]) -> bool {
     s.iter().all(|&b| b > 0x20 && b != 0x7f)

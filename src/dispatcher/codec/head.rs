@@ -23,6 +23,7 @@ use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
 
+use super::encode::trim_ows;
 use super::{Framing, ParseError, RawHeaders, Span};
 
 /// httparse field slots on the stack: a head with more fields than this is
@@ -478,6 +479,14 @@ fn decide_framing(
     ctx: &HeadContext,
     f: &FieldSummary,
 ) -> Result<(Framing, bool), ParseError> {
+    // The smuggling pair is refused whatever the response, as llhttp does:
+    // a proxy reading the same bytes may frame them differently.
+    if f.te_present && f.content_length.is_some() {
+        return Err(ParseError::protocol(
+            "HPE_UNEXPECTED_CONTENT_LENGTH",
+            "Content-Length with Transfer-Encoding",
+        ));
+    }
     let is_2xx = (200..300).contains(&status);
     if (status == 101 && ctx.upgrade_requested) || (ctx.method_is_connect && is_2xx) {
         return Ok((Framing::Empty, true));
@@ -502,12 +511,6 @@ fn decide_framing(
         return Ok((Framing::Empty, false));
     }
     if f.te_present {
-        if f.content_length.is_some() {
-            return Err(ParseError::protocol(
-                "HPE_UNEXPECTED_CONTENT_LENGTH",
-                "Content-Length with Transfer-Encoding",
-            ));
-        }
         if version == 0 {
             return Err(ParseError::protocol(
                 "HPE_INVALID_TRANSFER_ENCODING",
@@ -535,17 +538,6 @@ fn decide_framing(
 /// tchar (RFC 9110 §5.6.2).
 pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Strip SP and HTAB at both ends.
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 /// 1 to 19 ASCII digits (always fits a u64); anything else is `None`.
@@ -1379,6 +1371,31 @@ mod tests {
                 let h = head(&with_status(status, fields));
                 assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
             }
+        }
+        // Both framing headers: refused even where neither frames a body.
+        let both: &[&[u8]] = &[b"Content-Length: 5", b"Transfer-Encoding: chunked"];
+        let upgrade_ctx = HeadContext {
+            upgrade_requested: true,
+            ..ctx()
+        };
+        let connect_ctx = HeadContext {
+            method_is_connect: true,
+            ..ctx()
+        };
+        for (status, c) in [
+            (&b"HTTP/1.1 200 OK"[..], &head_ctx),
+            (b"HTTP/1.1 204 No Content", &ctx()),
+            (b"HTTP/1.1 304 Not Modified", &ctx()),
+            (b"HTTP/1.1 101 Switching Protocols", &upgrade_ctx),
+            (b"HTTP/1.1 200 Connection established", &connect_ctx),
+        ] {
+            assert!(matches!(
+                err_with(&with_status(status, both), c),
+                ParseError::Protocol {
+                    code: "HPE_UNEXPECTED_CONTENT_LENGTH",
+                    ..
+                }
+            ));
         }
     }
 
