@@ -32,5 +32,7 @@ mod _undipy {
     #[pymodule_export]
     use crate::core::Core;
     #[pymodule_export]
+    use crate::options::query;
+    #[pymodule_export]
     use crate::response::{Body, ResponseData};
 }

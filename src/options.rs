@@ -233,8 +233,11 @@ fn headers(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u
     Ok(out)
 }
 
-/// `{key: value | [values]}` encoded like Node's `querystring.stringify`.
-fn query(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<String> {
+/// `{key: value | [values]}` encoded like Node's `querystring.stringify`
+/// (also `undipy._undipy.encode_query`, for the top-level functions).
+#[pyfunction]
+#[pyo3(name = "encode_query")]
+pub fn query(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<String> {
     let d = v
         .cast::<PyDict>()
         .map_err(|_| invalid_arg(py, "query must be a dict"))?;

@@ -44,6 +44,8 @@ def measure(url: str, client: str, workload: str) -> dict[str, Any]:
     [
         ("undipy-request", "post", 2),
         ("undipy-dispatch", "c64", 13),
+        ("undipy-global", "seq", 13),
+        ("undipy-global", "post", 2),
         ("undipy-request", "c64p4", 13),
         ("undipy-request", "big", 1 << 20),
         ("undipy-stream", "s1m", 1 << 20),
@@ -113,6 +115,7 @@ async def measure_https(bench: BenchTls, client: str, workload: str) -> dict[str
         ("undipy-request", "hbig"),
         ("undipy-request", "hconn"),
         ("undipy-dispatch", "hconn"),
+        ("undipy-global", "hc64"),
     ],
 )
 async def test_undipy_clients_complete_https_requests(

@@ -7,12 +7,15 @@ asyncio through ``dispatch()`` and the conveniences built on it.
 from ._socket import UpgradedSocket
 from ._undipy import Body, ResponseData
 from .abort import AbortController, AbortSignal
+from .agent import Agent
 from .api_pipeline import PipelineBody, PipelineDuplex, PipelineHandlerData
 from .api_stream import StreamData, StreamFactoryData
 from .api_upgrade import ConnectData, UpgradeData
+from .balanced_pool import BalancedPool
 from .client import Client, ClientStats, Pool, PoolStats
 from .dispatcher import Dispatcher
 from .errors import (
+    BalancedPoolMissingUpstreamError,
     BodyTimeoutError,
     ClientClosedError,
     ClientDestroyedError,
@@ -23,6 +26,7 @@ from .errors import (
     InformationalError,
     InvalidArgumentError,
     InvalidReturnValueError,
+    MaxOriginsReachedError,
     NotSupportedError,
     RequestAbortedError,
     RequestContentLengthMismatchError,
@@ -35,10 +39,22 @@ from .errors import (
 )
 from .handler import DispatchHandler
 from .headers import header, header_values
+from .toplevel import (
+    connect,
+    get_global_dispatcher,
+    pipeline,
+    request,
+    set_global_dispatcher,
+    stream,
+    upgrade,
+)
 
 __all__ = [
     "AbortController",
     "AbortSignal",
+    "Agent",
+    "BalancedPool",
+    "BalancedPoolMissingUpstreamError",
     "Body",
     "BodyTimeoutError",
     "Client",
@@ -55,6 +71,7 @@ __all__ = [
     "InformationalError",
     "InvalidArgumentError",
     "InvalidReturnValueError",
+    "MaxOriginsReachedError",
     "NotSupportedError",
     "PipelineBody",
     "PipelineDuplex",
@@ -74,6 +91,13 @@ __all__ = [
     "UndiciError",
     "UpgradeData",
     "UpgradedSocket",
+    "connect",
+    "get_global_dispatcher",
     "header",
     "header_values",
+    "pipeline",
+    "request",
+    "set_global_dispatcher",
+    "stream",
+    "upgrade",
 ]

@@ -15,6 +15,9 @@ def serve_bench(fd: int) -> None:
     """Serves the benchmark endpoints on a listening socket (given by fd)
     until the process ends."""
 
+def encode_query(query: Mapping[str, Any]) -> str:
+    """``query=`` as the engine writes it (Node's ``querystring.stringify``)."""
+
 @final
 class LoopBridge:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None: ...

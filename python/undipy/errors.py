@@ -30,6 +30,8 @@ __all__ = [
     "ResponseExceededMaxSizeError",
     "RequestRetryError",
     "HTTPParserError",
+    "MaxOriginsReachedError",
+    "BalancedPoolMissingUpstreamError",
 ]
 
 
@@ -171,6 +173,20 @@ class RequestRetryError(UndiciError):
         self.status_code = status_code
         self.headers = headers if headers is not None else {}
         self.data = data
+
+
+class MaxOriginsReachedError(UndiciError):
+    """An ``Agent`` already has ``max_origins`` origins."""
+
+    code = "UND_ERR_MAX_ORIGINS_REACHED"
+    default_message = "Maximum allowed origins reached"
+
+
+class BalancedPoolMissingUpstreamError(UndiciError):
+    """A ``BalancedPool`` has no upstream to send to."""
+
+    code = "UND_ERR_BPL_MISSING_UPSTREAM"
+    default_message = "No upstream has been added to the BalancedPool"
 
 
 class HTTPParserError(UndiciError):

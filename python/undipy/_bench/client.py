@@ -92,6 +92,7 @@ POST_BODY = b"x" * (64 * 1024)
 CLIENT_MODULES = {
     "undipy-request": "undipy",
     "undipy-dispatch": "undipy",
+    "undipy-global": "undipy",
     "aiohttp": "aiohttp",
     "httpx": "httpx",
     "aiosonic": "aiosonic",
@@ -294,6 +295,23 @@ async def make_undipy_request(
     return request, pool.close
 
 
+async def make_undipy_global(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
+    """``undipy.request(url)`` through the global dispatcher: the default
+    ``Agent`` (one given the connection options when there are any)."""
+    import undipy
+
+    if opts := conn.undipy_options():
+        undipy.set_global_dispatcher(undipy.Agent(**opts))
+    send = functools.partial(undipy.request, reset=True) if conn.close else undipy.request
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        resp = await send(origin + path, method=method, body=body)
+        data = await resp.body.bytes()
+        return resp.status_code, len(data)
+
+    return request, undipy.get_global_dispatcher().close
+
+
 # A streaming client: make(origin, n, conn, stats) -> (fetch, close), where
 # `await fetch(path)` streams the body into a sink that adds each chunk's
 # length to stats.bytes as it arrives, and returns (status, body length).
@@ -432,6 +450,7 @@ FACTORIES: dict[str, Callable[[str, int, Conn], Awaitable[tuple[Request, Close]]
     "aiosonic": make_aiosonic,
     "pyreqwest": make_pyreqwest,
     "undipy-request": make_undipy_request,
+    "undipy-global": make_undipy_global,
 }
 
 
