@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from . import api_pipeline, api_stream
 from ._undipy import encode_query
 from .agent import Agent
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, _RequestCall
 from .errors import InvalidArgumentError
 
 _global: Dispatcher | None = None
@@ -47,6 +47,25 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_default_agent)
 
 
+# url -> (origin, path, query): services call a few URLs over and over.
+_split_urls: dict[str, tuple[str, str, str]] = {}
+
+
+def _split(url: Any) -> tuple[str, str, str]:
+    got = _split_urls.get(url) if isinstance(url, str) else None
+    if got is None:
+        if not isinstance(url, str):
+            raise InvalidArgumentError("invalid url: a string such as 'https://host/path'")
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise InvalidArgumentError(f"invalid url {url!r}: it must be an http(s) URL")
+        got = (f"{u.scheme}://{u.netloc}", u.path or "/", u.query)
+        if len(_split_urls) >= 1024:
+            _split_urls.clear()
+        _split_urls[url] = got
+    return got
+
+
 def _route(url: Any, opts: dict[str, Any], default_method: str | None) -> Dispatcher:
     """Fills ``origin``, ``path`` (and ``method``) of ``opts`` from ``url``;
     returns the dispatcher to use."""
@@ -55,18 +74,13 @@ def _route(url: Any, opts: dict[str, Any], default_method: str | None) -> Dispat
         dispatcher = _global if _global is not None else get_global_dispatcher()
     elif not isinstance(dispatcher, Dispatcher):
         raise InvalidArgumentError("invalid dispatcher: it must be an undipy.Dispatcher")
-    if not isinstance(url, str):
-        raise InvalidArgumentError("invalid url: a string such as 'https://host/path'")
-    u = urlsplit(url)
-    if u.scheme not in ("http", "https") or not u.netloc:
-        raise InvalidArgumentError(f"invalid url {url!r}: it must be an http(s) URL")
-    opts["origin"] = f"{u.scheme}://{u.netloc}"
+    origin, path, query = _split(url)
+    opts["origin"] = origin
     if opts.get("path") is None:
-        path = u.path or "/"
-        if u.query:
+        if query:
             # The URL's query, then query=.
-            query = opts.pop("query", None)
-            path += "?" + u.query + ("&" + encode_query(query) if query else "")
+            extra = opts.pop("query", None)
+            path += "?" + query + ("&" + encode_query(extra) if extra else "")
         opts["path"] = path
     if default_method is not None and opts.get("method") is None:
         opts["method"] = default_method if opts.get("body") is None else "PUT"
@@ -77,7 +91,10 @@ def request(url: str, callback: Any = None, **opts: Any) -> Any:
     """``request()`` to ``url`` (a full URL) through the global dispatcher,
     or ``dispatcher=``. The method defaults to ``PUT`` with a body and
     ``GET`` without; the other options are ``Dispatcher.request``'s."""
-    return _route(url, opts, "GET").request(callback, **opts)
+    d = _route(url, opts, "GET")
+    if callback is None and type(d).request is Dispatcher.request:
+        return _RequestCall(d, opts)  # type: ignore[arg-type]  # d.request(), without a re-pack
+    return d.request(callback, **opts)
 
 
 def stream(url: str, factory: api_stream.Factory, callback: Any = None, **opts: Any) -> Any:
