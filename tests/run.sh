@@ -41,3 +41,6 @@ step "cancellation storm (short)"
 
 step "fault-injecting soak (short)"
 "$PY" benches/soak.py --short
+
+step "fuzz the codec (a minute, the three targets side by side)"
+bash fuzz/run.sh 60
