@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds undipy and runs every test: Rust format, lints and unit tests,
 # the Python lints and type check, pytest against loopback servers, then the
-# short cancellation storm (benches/storm.py).
+# short cancellation storm (benches/storm.py), the short fault-injecting
+# soak (benches/soak.py) and a minute of fuzzing the codec (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,4 +44,4 @@ step "fault-injecting soak (short)"
 "$PY" benches/soak.py --short
 
 step "fuzz the codec (a minute, the three targets side by side)"
-bash fuzz/run.sh 60
+CARGO_TARGET_DIR="$HOME/.cache/undipy/fuzz-target" bash fuzz/run.sh 60
