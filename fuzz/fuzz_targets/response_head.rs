@@ -9,7 +9,8 @@
 //! Properties:
 //! 1. no panic;
 //! 2. whole vs. fed in reads (growing prefixes of one `BytesMut`, parsed again
-//!    after each read while the answer is `Ok(None)`): same head or same
+//!    after each read with `parse_head_resuming` and one `Progress`, as the
+//!    connection does, while the answer is `Ok(None)`): same head or same
 //!    error, same bytes consumed; an `Ok(None)` leaves the buffer alone;
 //! 3. only the head's bytes are taken, from the front; nothing on `Ok(None)`
 //!    or on an error;
@@ -21,7 +22,9 @@
 //!    from RFC 9112 §6.3 and the documented choices (docs/choices.md).
 #![no_main]
 
-use _undipy::dispatcher::codec::{parse_head, Framing, HeadContext, ParseError, ResponseHead};
+use _undipy::dispatcher::codec::{
+    parse_head, parse_head_resuming, Framing, HeadContext, ParseError, Progress, ResponseHead,
+};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use undipy_fuzz::{is_clean_value, is_tchar, trim_ows, Splitter};
@@ -73,15 +76,17 @@ fuzz_target!(|input: &[u8]| {
         Err(_) => assert_eq!(consumed, 0, "bytes taken on error"),
     }
 
-    // Fed in reads, the way the connection does it.
+    // Fed in reads, the way the connection does it (one `Progress` carried
+    // from read to read).
     let mut buf = BytesMut::new();
+    let mut progress = Progress::default();
     let mut fed = 0;
     let mut split: Result<Option<ResponseHead>, ParseError> = Ok(None);
     for piece in Splitter::new(seed).pieces(data) {
         buf.extend_from_slice(piece);
         fed += piece.len();
         let before = buf.len();
-        split = parse_head(&mut buf, &ctx);
+        split = parse_head_resuming(&mut buf, &ctx, &mut progress);
         if split != Ok(None) {
             break;
         }

@@ -14,7 +14,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::codec::{encode, parse_head, BodyDecoder, Decoded, Framing, HeadContext, RawHeaders};
+use super::codec::{
+    encode, parse_head_resuming, BodyDecoder, Decoded, Framing, HeadContext, Progress, RawHeaders,
+};
 use super::error::Error;
 use super::event::{Dirty, Event, Head};
 use super::pool::{fail_all, Pool};
@@ -57,6 +59,7 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         written_requests: 0,
         completed: 0,
         upgraded: None,
+        head_scan: Progress::default(),
         timer: None,
         dirty: Dirty::default(),
     };
@@ -207,6 +210,8 @@ struct Conn {
     /// The head request was answered with a protocol switch: the socket
     /// goes to it when the connection ends.
     upgraded: Option<Head>,
+    /// How far the response head being received has been checked.
+    head_scan: Progress,
     timer: Option<(Instant, Timer)>,
     dirty: Dirty,
 }
@@ -708,7 +713,8 @@ impl Conn {
                         upgrade_requested: r.req.flags.upgrade,
                         max_header_size: self.pool.cfg.max_header_size,
                     };
-                    let Some(head) = parse_head(&mut self.rbuf, &ctx)? else {
+                    let parsed = parse_head_resuming(&mut self.rbuf, &ctx, &mut self.head_scan);
+                    let Some(head) = parsed? else {
                         return Ok(());
                     };
                     if head.upgrade {

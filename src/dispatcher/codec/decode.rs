@@ -9,7 +9,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::head::{is_tchar, parse_trailers};
+use super::head::{is_tchar, parse_trailers, Progress};
 use super::{Framing, ParseError, RawHeaders};
 
 /// Total bytes of chunk extensions allowed in one body (as hyper).
@@ -60,6 +60,8 @@ struct Chunked {
     digits: u8,
     /// Extension bytes seen in this body so far.
     ext_bytes: usize,
+    /// How far the trailer section arriving in pieces has been checked.
+    trailers: Progress,
 }
 
 /// Where the chunked decoder is within `chunk = size [ext] CRLF data CRLF`,
@@ -128,6 +130,7 @@ impl BodyDecoder {
                 size: 0,
                 digits: 0,
                 ext_bytes: 0,
+                trailers: Progress::default(),
             }),
         };
         BodyDecoder {
@@ -217,10 +220,12 @@ impl Chunked {
                     return Ok(Decoded::Data(data));
                 }
                 ChunkedState::Trailers => {
-                    return Ok(match parse_trailers(buf, max_trailer_size)? {
-                        Some(trailers) => Decoded::Done(trailers),
-                        None => Decoded::NeedMore,
-                    });
+                    return Ok(
+                        match parse_trailers(buf, max_trailer_size, &mut self.trailers)? {
+                            Some(trailers) => Decoded::Done(trailers),
+                            None => Decoded::NeedMore,
+                        },
+                    );
                 }
                 _ => {
                     let Some(&b) = buf.first() else {

@@ -63,6 +63,15 @@ pub struct ResponseHead {
     pub upgrade: bool,
 }
 
+/// How far a head (or trailer section) arriving in pieces has been checked:
+/// the complete lines before `checked` passed the line scan and httparse, so
+/// the next read re-checks only from there. A head trickled byte by byte then
+/// costs O(n) in its size, not O(n²). Start each head with a new one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    checked: usize,
+}
+
 /// Parse one response head from the front of `buf`.
 ///
 /// `Ok(None)`: incomplete, call again with more bytes. On success the head's
@@ -71,25 +80,51 @@ pub fn parse_head(
     buf: &mut BytesMut,
     ctx: &HeadContext,
 ) -> Result<Option<ResponseHead>, ParseError> {
+    parse_head_resuming(buf, ctx, &mut Progress::default())
+}
+
+/// `parse_head` for a head read in pieces: `progress` carries what earlier
+/// calls on the same growing `buf` already checked. The verdict is the one
+/// `parse_head` gives on the same bytes.
+pub fn parse_head_resuming(
+    buf: &mut BytesMut,
+    ctx: &HeadContext,
+    progress: &mut Progress,
+) -> Result<Option<ResponseHead>, ParseError> {
     let limit = ctx.max_header_size.min(u32::MAX as usize);
     let window = &buf[..buf.len().min(limit)];
     // Tolerate exactly one empty line before the status line (a stray CRLF
     // after the previous body); a second one is an error.
     let start = if window.starts_with(b"\r\n") { 2 } else { 0 };
-    let parsed = match scan_lines(window, start, true) {
-        LineScan::Incomplete(safe) => {
-            check_head_prefix(&window[..safe])?;
-            return if buf.len() > limit {
-                Err(ParseError::HeadersOverflow)
-            } else {
-                Ok(None)
-            };
+    // Once the status line is checked, only field lines follow.
+    let from = progress.checked.max(start);
+    let in_fields = progress.checked > 0;
+    let check = |upto: usize| {
+        if in_fields {
+            check_fields_prefix(&window[from..upto])
+        } else {
+            check_head_prefix(&window[..upto])
+        }
+    };
+    let parsed = match scan_lines(window, from, !in_fields) {
+        LineScan::Incomplete(safe, line) => {
+            check(safe)?;
+            if buf.len() > limit {
+                return Err(ParseError::HeadersOverflow);
+            }
+            if line > start {
+                progress.checked = line;
+            }
+            return Ok(None);
         }
         LineScan::Bad(pos, err) => {
-            check_head_prefix(&window[..pos])?;
+            check(pos)?;
             return Err(err);
         }
-        LineScan::End(len) => parse_complete_head(&window[..len], start)?,
+        LineScan::End(len) => {
+            *progress = Progress::default();
+            parse_complete_head(&window[..len], start)?
+        }
     };
     // Decide before splitting, so that on error `buf` is left as it was.
     let fields = FieldSummary::read(window, &parsed.spans)?;
@@ -116,26 +151,32 @@ pub fn parse_head(
 /// Parse a trailer section (field lines, then an empty line) from the front
 /// of `buf`, under the same line and field rules as a head. `Ok(None)`:
 /// incomplete. On success the section's bytes are split off `buf`.
+/// `progress` as for `parse_head_resuming`.
 pub(super) fn parse_trailers(
     buf: &mut BytesMut,
     max_size: usize,
+    progress: &mut Progress,
 ) -> Result<Option<RawHeaders>, ParseError> {
     let limit = max_size.min(u32::MAX as usize);
     let window = &buf[..buf.len().min(limit)];
-    let (len, spans) = match scan_lines(window, 0, false) {
-        LineScan::Incomplete(safe) => {
-            check_fields_prefix(&window[..safe])?;
-            return if buf.len() > limit {
-                Err(ParseError::HeadersOverflow)
-            } else {
-                Ok(None)
-            };
+    let from = progress.checked;
+    let (len, spans) = match scan_lines(window, from, false) {
+        LineScan::Incomplete(safe, line) => {
+            check_fields_prefix(&window[from..safe])?;
+            if buf.len() > limit {
+                return Err(ParseError::HeadersOverflow);
+            }
+            progress.checked = line;
+            return Ok(None);
         }
         LineScan::Bad(pos, err) => {
-            check_fields_prefix(&window[..pos])?;
+            check_fields_prefix(&window[from..pos])?;
             return Err(err);
         }
-        LineScan::End(len) => (len, parse_complete_fields(&window[..len])?),
+        LineScan::End(len) => {
+            *progress = Progress::default();
+            (len, parse_complete_fields(&window[..len])?)
+        }
     };
     Ok(Some(RawHeaders {
         buf: buf.split_to(len).freeze(),
@@ -160,9 +201,10 @@ const MALFORMED_HEAD: ParseError = ParseError::protocol("HPE_INVALID_CONSTANT", 
 /// The line structure of a field block seen so far.
 #[derive(Debug, PartialEq, Eq)]
 enum LineScan {
-    /// No end yet. The first `n` bytes may be shown to httparse for early
-    /// errors (a trailing CR whose LF has not arrived is held back).
-    Incomplete(usize),
+    /// No end yet. The first `safe` bytes may be shown to httparse for early
+    /// errors (a trailing CR whose LF has not arrived is held back); the
+    /// incomplete last line starts at `line`.
+    Incomplete(usize, usize),
     /// The block ends after `n` bytes (its empty last line included).
     End(usize),
     /// The byte at `pos` breaks the line rules.
@@ -180,14 +222,14 @@ fn scan_lines(w: &[u8], start: usize, start_line: bool) -> LineScan {
             return LineScan::Bad(line, OBS_FOLD);
         }
         let Some(off) = w[line..].iter().position(|&b| b == b'\r' || b == b'\n') else {
-            return LineScan::Incomplete(w.len());
+            return LineScan::Incomplete(w.len(), line);
         };
         let eol = line + off;
         if w[eol] == b'\n' {
             return LineScan::Bad(eol, BARE_LF);
         }
         match w.get(eol + 1) {
-            None => return LineScan::Incomplete(eol),
+            None => return LineScan::Incomplete(eol, line),
             Some(b'\n') => {}
             Some(_) => return LineScan::Bad(eol, BARE_CR),
         }
@@ -596,7 +638,28 @@ mod tests {
                 ),
             }
         }
+        assert_eq!(
+            parse_bytewise(bytes, ctx),
+            full,
+            "read byte by byte, resuming"
+        );
         full
+    }
+
+    /// The bytes arriving one at a time into one buffer, parsed after each
+    /// with one `Progress` (as a connection does).
+    fn parse_bytewise(bytes: &[u8], ctx: &HeadContext) -> Result<Option<ResponseHead>, ParseError> {
+        let mut progress = Progress::default();
+        let mut buf = BytesMut::new();
+        let mut verdict = Ok(None);
+        for &b in bytes {
+            buf.extend_from_slice(&[b]);
+            verdict = parse_head_resuming(&mut buf, ctx, &mut progress);
+            if verdict != Ok(None) {
+                break;
+            }
+        }
+        verdict
     }
 
     /// `parse_with` for big heads: checks every 97th prefix and the last 64.
@@ -1555,17 +1618,25 @@ mod tests {
     #[test]
     fn trailer_sections() {
         let mut buf = BytesMut::from(&b"A: 1\r\nb:2 \r\n\r\nrest"[..]);
-        let t = parse_trailers(&mut buf, 1024).unwrap().unwrap();
+        let t = parse_trailers(&mut buf, 1024, &mut Progress::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             t.iter().collect::<Vec<_>>(),
             vec![(&b"A"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]
         );
         assert_eq!(&buf[..], b"rest");
         let mut buf = BytesMut::from(&b"\r\nrest"[..]);
-        assert!(parse_trailers(&mut buf, 1024).unwrap().unwrap().is_empty());
+        assert!(parse_trailers(&mut buf, 1024, &mut Progress::default())
+            .unwrap()
+            .unwrap()
+            .is_empty());
         assert_eq!(&buf[..], b"rest");
         let mut partial = BytesMut::from(&b"A: 1\r\n"[..]);
-        assert_eq!(parse_trailers(&mut partial, 1024), Ok(None));
+        assert_eq!(
+            parse_trailers(&mut partial, 1024, &mut Progress::default()),
+            Ok(None)
+        );
         for bad in [
             &b"A: 1\n\r\n"[..],
             b"A: 1\r\n\n",
@@ -1577,12 +1648,16 @@ mod tests {
             b"\rX",
         ] {
             assert!(
-                parse_trailers(&mut BytesMut::from(bad), 1024).is_err(),
+                parse_trailers(&mut BytesMut::from(bad), 1024, &mut Progress::default()).is_err(),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            parse_trailers(&mut BytesMut::from(&b"A: 1\r\nB: 2\r\n"[..]), 8),
+            parse_trailers(
+                &mut BytesMut::from(&b"A: 1\r\nB: 2\r\n"[..]),
+                8,
+                &mut Progress::default()
+            ),
             Err(ParseError::HeadersOverflow)
         );
     }
@@ -1595,8 +1670,14 @@ mod tests {
             scan_lines(b"S\r\nA: b\r\n\r\nbody", 0, true),
             LineScan::End(11)
         );
-        assert_eq!(scan_lines(b"S\r\nA: b\r", 0, true), LineScan::Incomplete(7));
-        assert_eq!(scan_lines(b"S\r\nA: b", 0, true), LineScan::Incomplete(7));
+        assert_eq!(
+            scan_lines(b"S\r\nA: b\r", 0, true),
+            LineScan::Incomplete(7, 3)
+        );
+        assert_eq!(
+            scan_lines(b"S\r\nA: b", 0, true),
+            LineScan::Incomplete(7, 3)
+        );
         assert_eq!(
             scan_lines(b"S\r\nA: b\n", 0, true),
             LineScan::Bad(7, BARE_LF)

@@ -10,7 +10,7 @@ pub mod head;
 use bytes::Bytes;
 
 pub use decode::{BodyDecoder, Decoded};
-pub use head::{parse_head, HeadContext, ResponseHead};
+pub use head::{parse_head, parse_head_resuming, HeadContext, Progress, ResponseHead};
 
 /// A byte range inside a `RawHeaders` buffer.
 pub type Span = (u32, u32);
