@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 
 use crate::dispatcher::config::timeout_from_secs;
-use crate::dispatcher::transport::{TlsClient, TlsSettings};
+use crate::dispatcher::transport::{Proxy, TlsClient, TlsSettings};
 use crate::dispatcher::{Config, Origin};
 use crate::errors::invalid_arg;
 
@@ -35,6 +36,33 @@ pub struct ClientOptions {
     /// The origin is `https://`.
     https: bool,
     tls: TlsOptions,
+    /// Set by `ProxyAgent` only: tunnel through this proxy.
+    #[pyo3(default)]
+    proxy: Option<ProxyOptions>,
+}
+
+/// A CONNECT proxy: its address and the CONNECT request's extra fields.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct ProxyOptions {
+    host: String,
+    port: u16,
+    headers: Vec<(PyBackedBytes, PyBackedBytes)>,
+}
+
+impl ProxyOptions {
+    fn proxy(&self) -> Proxy {
+        let bytes = |b: &PyBackedBytes| Bytes::copy_from_slice(b);
+        Proxy {
+            host: self.host.clone(),
+            port: self.port,
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| (bytes(n), bytes(v)))
+                .collect(),
+        }
+    }
 }
 
 /// `tls=`, normalised by `undipy._tls` (PEM bytes, flags).
@@ -82,6 +110,7 @@ impl ClientOptions {
         };
         let mut cfg = Config::new(origin);
         cfg.tls = tls;
+        cfg.proxy = self.proxy.as_ref().map(ProxyOptions::proxy);
         cfg.connections = self.connections;
         cfg.pipelining = self.pipelining;
         cfg.connect_timeout = timeout_from_secs(self.connect_timeout);

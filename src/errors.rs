@@ -30,7 +30,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::ResponseContentLengthMismatch => "ResponseContentLengthMismatchError",
         Error::ClientDestroyed => "ClientDestroyedError",
         Error::ClientClosed => "ClientClosedError",
-        Error::Socket(_) => "SocketError",
+        Error::Socket(_) | Error::ProxyRefused(_) => "SocketError",
         Error::ResponseExceededMaxSize => "ResponseExceededMaxSizeError",
         Error::NotSupported(_) => "NotSupportedError",
         Error::Parser { .. } => "HTTPParserError",
@@ -66,6 +66,7 @@ pub fn to_exception<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAn
     let cls = class(py, class_name(e))?;
     match e {
         Error::Parser { code, .. } => cls.call1((e.to_string(), *code)),
+        Error::ProxyRefused(status) => cls.call1((e.to_string(), *status)),
         _ => cls.call1((e.to_string(),)),
     }
 }

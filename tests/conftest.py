@@ -10,16 +10,22 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import shutil
+import socket
 import ssl
+import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 from hostile_helpers import Clients
 from packaging.version import Version
+from proxy import ProxyProcess
 from servers import HttpServer, RawServer, Script, TlsPair, raise_errors
 
 DEFAULT_TEST_TIMEOUT = 30.0
@@ -162,3 +168,110 @@ def unix_path() -> Iterator[str]:
     with contextlib.suppress(OSError):
         os.unlink(path)
     os.rmdir(d)
+
+
+# --------------------------------------------------------------------------- tinyproxy
+
+TINYPROXY_PATHS = ("/usr/bin/tinyproxy", "/usr/sbin/tinyproxy")
+TINYPROXY_START_TIMEOUT = 10.0
+"""Seconds tinyproxy may take to accept connections."""
+
+
+def _find_tinyproxy() -> str | None:
+    found = shutil.which("tinyproxy")
+    if found is not None:
+        return found
+    return next((p for p in TINYPROXY_PATHS if os.access(p, os.X_OK)), None)
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tinyproxy_config(port: int, directory: Path) -> str:
+    # No ConnectPort line on purpose: tinyproxy.conf(5) of 1.11 says CONNECT is then
+    # allowed to every port (Debian's own /etc config limits it to 443 and 563, and
+    # "ConnectPort 0" would disable CONNECT); the test origins listen on random ports.
+    return "\n".join(
+        [
+            f"Port {port}",
+            "Listen 127.0.0.1",
+            "Allow 127.0.0.1",
+            "Timeout 30",
+            "MaxClients 50",
+            "DisableViaHeader Yes",
+            f'PidFile "{directory / "tinyproxy.pid"}"',
+            f'LogFile "{directory / "tinyproxy.log"}"',
+            "LogLevel Info",
+            "",
+        ]
+    )
+
+
+def _wait_accepting(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    """Poll until ``port`` accepts connections; False if the process exited first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            if time.monotonic() > deadline:
+                _stop_process(process)
+                pytest.fail(f"tinyproxy did not accept connections within {timeout}s")
+            time.sleep(0.05)
+    return False
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def _start_tinyproxy(binary: str, directory: Path) -> ProxyProcess:
+    """Start tinyproxy in the foreground; a port taken between our pick and its bind
+    makes it exit, so try a few ports."""
+    log_path = directory / "tinyproxy.log"
+    for attempt in range(3):
+        port = _free_loopback_port()
+        config = directory / f"tinyproxy-{attempt}.conf"
+        config.write_text(_tinyproxy_config(port, directory))
+        with open(directory / "tinyproxy.out", "ab") as out:
+            process = subprocess.Popen(
+                [binary, "-d", "-c", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if _wait_accepting(process, port, TINYPROXY_START_TIMEOUT):
+            return ProxyProcess(f"http://127.0.0.1:{port}", port, process, log_path)
+    output = (directory / "tinyproxy.out").read_text(errors="replace")
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    pytest.fail(f"tinyproxy exited at start-up three times:\n{output}\n{log[-2000:]}")
+
+
+@pytest.fixture
+def tinyproxy(tmp_path: Path) -> Iterator[ProxyProcess]:
+    """Debian's tinyproxy, an HTTP proxy nobody on this team wrote, on a free loopback
+    port (``.origin``), CONNECT allowed to any port, no Via header, stopped afterwards.
+
+    Missing binary: the test fails, not skips (CI installs it through tests/run.sh)."""
+    binary = _find_tinyproxy()
+    if binary is None:
+        pytest.fail(
+            "tinyproxy is not installed: run tests/run.sh, which installs it "
+            "(apt-get install tinyproxy)",
+            pytrace=False,
+        )
+    proxy = _start_tinyproxy(binary, tmp_path)
+    try:
+        yield proxy
+    finally:
+        _stop_process(proxy.process)

@@ -16,6 +16,16 @@ step "tools"
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
   "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets trustme hypothesis
 
+step "tinyproxy (the proxy tests run through a proxy nobody here wrote)"
+if ! command -v tinyproxy >/dev/null && [ ! -x /usr/bin/tinyproxy ] && [ ! -x /usr/sbin/tinyproxy ]; then
+  as_root=()
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then as_root=(sudo); fi
+  apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  "${apt[@]}" install -y -qq tinyproxy || { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq tinyproxy; }
+  # The tests start their own; the package may have started a system daemon.
+  "${as_root[@]}" service tinyproxy stop >/dev/null 2>&1 || true
+fi
+
 step "cargo fmt"
 cargo fmt --check
 step "cargo clippy"

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .handler import DispatchHandler
 from .headers import header, header_values
+from .proxy_agent import EnvHttpProxyAgent, ProxyAgent
 from .toplevel import (
     connect,
     get_global_dispatcher,
@@ -65,6 +66,7 @@ __all__ = [
     "ConnectTimeoutError",
     "DispatchHandler",
     "Dispatcher",
+    "EnvHttpProxyAgent",
     "HTTPParserError",
     "HeadersOverflowError",
     "HeadersTimeoutError",
@@ -77,6 +79,7 @@ __all__ = [
     "PipelineDuplex",
     "PipelineHandlerData",
     "Pool",
+    "ProxyAgent",
     "PoolStats",
     "RequestAbortedError",
     "RequestContentLengthMismatchError",

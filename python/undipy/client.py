@@ -157,14 +157,18 @@ class _EngineDispatcher(Dispatcher):
         self.origin, host, port, host_header = _origin(origin)
         o = _options(opts)
         https = self.origin.startswith("https:")
-        self._core = Core(
-            host, port, host_header, {**o, "connections": self._connections, "https": https}
-        )
+        engine = {**o, "connections": self._connections, "https": https, **self._engine_extras()}
+        self._core = Core(host, port, host_header, engine)
         # The loop that used this dispatcher last and its bridge, as one
         # tuple: threads that share a dispatcher read both at once.
         self._binding: tuple[asyncio.AbstractEventLoop | None, LoopBridge | None] = (None, None)
         self._close_waiters: list[asyncio.Future[None]] = []
         self._destroyed = False
+
+    def _engine_extras(self) -> dict[str, Any]:
+        """Engine options no user passes: those of the dispatchers built on
+        this one (``ProxyAgent``'s tunnel)."""
+        return {}
 
     # -- the loop ------------------------------------------------------------
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::transport::TlsClient;
+use super::transport::{Proxy, TlsClient};
 
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -48,6 +48,8 @@ pub struct Config {
     pub local_address: Option<IpAddr>,
     /// `https://` origins: the dispatcher's TLS client.
     pub tls: Option<Arc<TlsClient>>,
+    /// Reach the origin through a CONNECT tunnel of this proxy.
+    pub proxy: Option<Proxy>,
 }
 
 impl Config {
@@ -68,6 +70,7 @@ impl Config {
             strict_content_length: true,
             local_address: None,
             tls: None,
+            proxy: None,
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum Error {
     ClientClosed,
     /// `other side closed`, `bad response`, `closed`, or an OS error text.
     Socket(String),
+    /// A proxy answered CONNECT with this status.
+    ProxyRefused(u16),
     ResponseExceededMaxSize,
     NotSupported(String),
     /// Malformed response, with an llhttp-style code (`HPE_...`).
@@ -52,6 +54,9 @@ impl fmt::Display for Error {
             Error::BodyTimeout => f.write_str("Body Timeout Error"),
             Error::InvalidArgument(m) | Error::NotSupported(m) | Error::Socket(m) => f.write_str(m),
             Error::RequestAborted => f.write_str("Request aborted"),
+            Error::ProxyRefused(status) => {
+                write!(f, "Proxy response ({status}) !== 200 when HTTP Tunneling")
+            }
             Error::Informational(m) => f.write_str(m),
             Error::RequestContentLengthMismatch => {
                 f.write_str("Request body length does not match content-length header")

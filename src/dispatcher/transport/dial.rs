@@ -10,7 +10,7 @@ use super::socket::Socket;
 use crate::dispatcher::config::Config;
 use crate::dispatcher::error::Error;
 
-/// Opens a socket to the dispatcher's origin.
+/// Opens a socket to the dispatcher's origin, or to its proxy.
 pub async fn dial(cfg: &Config) -> Result<Socket, Error> {
     let o = &cfg.origin;
     if let Some(path) = &o.socket_path {
@@ -19,14 +19,18 @@ pub async fn dial(cfg: &Config) -> Result<Socket, Error> {
             .map(Socket::Unix)
             .map_err(|e| Error::socket(format!("connect {}: {e}", path.display())));
     }
-    let addrs: Vec<SocketAddr> = match o.host.trim_matches(['[', ']']).parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, o.port)],
-        Err(_) => tokio::net::lookup_host((o.host.as_str(), o.port))
+    let (host, port) = match &cfg.proxy {
+        Some(p) => (&p.host, p.port),
+        None => (&o.host, o.port),
+    };
+    let addrs: Vec<SocketAddr> = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| Error::socket(format!("getaddrinfo {}: {e}", o.host)))?
+            .map_err(|e| Error::socket(format!("getaddrinfo {host}: {e}")))?
             .collect(),
     };
-    let mut last = Error::socket(format!("no address for {}", o.host));
+    let mut last = Error::socket(format!("no address for {host}"));
     for addr in addrs {
         match connect_tcp(addr, cfg.local_address).await {
             Ok(s) => {

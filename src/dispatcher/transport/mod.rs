@@ -1,12 +1,14 @@
 //! What a connection reads and writes through. `open` dials the origin
 //! (`dial.rs`) and wraps the socket for the origin's scheme; the connection
 //! only uses the methods here, so TLS (and a CONNECT tunnel) is a new
-//! variant, not edits all over the engine.
+//! variant, not edits all over the engine. Through a proxy, `tunnel.rs`
+//! opens a CONNECT tunnel on the dialled socket first.
 
 mod dial;
 mod relay;
 mod socket;
 mod tls;
+mod tunnel;
 
 use std::io::{self, IoSlice};
 use std::os::fd::OwnedFd;
@@ -18,6 +20,7 @@ use super::error::Error;
 pub use socket::Socket;
 use tls::TlsStream;
 pub use tls::{TlsClient, TlsSettings};
+pub use tunnel::Proxy;
 
 pub enum Transport {
     /// HTTP straight over the socket.
@@ -43,6 +46,15 @@ impl Transport {
     pub async fn open(cfg: &Config) -> Result<Transport, Error> {
         let attempt = async {
             let sock = dial::dial(cfg).await?;
+            if let Some(proxy) = &cfg.proxy {
+                let o = &cfg.origin;
+                let authority = if o.host.contains(':') {
+                    format!("[{}]:{}", o.host, o.port)
+                } else {
+                    format!("{}:{}", o.host, o.port)
+                };
+                tunnel::open(&sock, proxy, &authority, cfg.max_header_size).await?;
+            }
             match &cfg.tls {
                 None => Ok(Transport::Plain(sock)),
                 Some(client) => TlsStream::connect(sock, client)
