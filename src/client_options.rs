@@ -41,19 +41,28 @@ pub struct ClientOptions {
     proxy: Option<ProxyOptions>,
 }
 
-/// A CONNECT proxy: its address and the CONNECT request's extra fields.
+/// A CONNECT proxy: its address, the CONNECT request's extra fields, and
+/// for an `https://` proxy its `tls=`.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct ProxyOptions {
     host: String,
     port: u16,
     headers: Vec<(PyBackedBytes, PyBackedBytes)>,
+    #[pyo3(default)]
+    tls: Option<TlsOptions>,
 }
 
 impl ProxyOptions {
-    fn proxy(&self) -> Proxy {
+    fn proxy(&self, py: Python<'_>) -> PyResult<Proxy> {
         let bytes = |b: &PyBackedBytes| Bytes::copy_from_slice(b);
-        Proxy {
+        let tls = match &self.tls {
+            Some(t) => Some(Arc::new(
+                TlsClient::new(&t.settings(), &self.host).map_err(|e| invalid_arg(py, e))?,
+            )),
+            None => None,
+        };
+        Ok(Proxy {
             host: self.host.clone(),
             port: self.port,
             headers: self
@@ -61,7 +70,8 @@ impl ProxyOptions {
                 .iter()
                 .map(|(n, v)| (bytes(n), bytes(v)))
                 .collect(),
-        }
+            tls,
+        })
     }
 }
 
@@ -110,7 +120,7 @@ impl ClientOptions {
         };
         let mut cfg = Config::new(origin);
         cfg.tls = tls;
-        cfg.proxy = self.proxy.as_ref().map(ProxyOptions::proxy);
+        cfg.proxy = self.proxy.as_ref().map(|p| p.proxy(py)).transpose()?;
         cfg.connections = self.connections;
         cfg.pipelining = self.pipelining;
         cfg.connect_timeout = timeout_from_secs(self.connect_timeout);

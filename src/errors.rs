@@ -31,6 +31,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::ClientDestroyed => "ClientDestroyedError",
         Error::ClientClosed => "ClientClosedError",
         Error::Socket(_) | Error::ProxyRefused(_) => "SocketError",
+        Error::ProxyTls(_) => "SecureProxyConnectionError",
         Error::ResponseExceededMaxSize => "ResponseExceededMaxSizeError",
         Error::NotSupported(_) => "NotSupportedError",
         Error::Parser { .. } => "HTTPParserError",

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import trustme
 import undipy
 from helpers import within
 from proxy import TestProxy
@@ -168,17 +169,52 @@ async def test_bad_proxy_options_and_per_request_credentials() -> None:
     assert proxy.seen == []
 
 
-async def test_an_https_proxy_for_http_targets(tls_pair: TlsPair) -> None:
+async def test_an_https_proxy_for_http_and_https_targets(tls_pair: TlsPair) -> None:
+    """TLS to the proxy; https targets through a tunnel inside it, with a second TLS
+    session to the target inside that (pipelined, kept alive)."""
     async with _origins(tls_pair) as (plain, secure), TestProxy(tls=tls_pair.server) as proxy:
         assert proxy.origin.startswith("https://")
         agent = undipy.ProxyAgent(
-            proxy.origin, proxy_tls={"ca": tls_pair.ca}, request_tls={"ca": tls_pair.ca}
+            proxy.origin,
+            token="Bearer t",
+            proxy_tls={"ca": tls_pair.ca},
+            request_tls={"ca": tls_pair.ca},
+            pipelining=3,
         )
         async with agent:
             got = await _text(agent, origin=plain.origin, path="/", method="GET")
             assert got == f"GET / host={_host(plain.origin)}"
-            with pytest.raises(undipy.NotSupportedError):
+            got = await within(
+                asyncio.gather(
+                    *[
+                        _text(agent, origin=secure.origin, path=f"/?n={i}", method="GET")
+                        for i in range(6)
+                    ]
+                )
+            )
+            assert got == [f"GET /?n={i} host={_host(secure.origin)}" for i in range(6)]
+            resp = await within(
+                agent.request(origin=secure.origin, path="/", method="POST", body=b"x" * 300_000)
+            )
+            assert await within(resp.body.text()) == f"POST / host={_host(secure.origin)}"
+        assert [s.method for s in proxy.seen].count("CONNECT") == proxy.tunnels >= 1
+        assert ("proxy-authorization", "Bearer t") in [
+            (n.lower(), v) for s in proxy.seen for n, v in s.headers
+        ]
+
+
+async def test_an_https_proxy_whose_certificate_fails(tls_pair: TlsPair) -> None:
+    """The proxy's certificate is not trusted: SecureProxyConnectionError says why."""
+    async with _origins(tls_pair) as (_, secure), TestProxy(tls=tls_pair.server) as proxy:
+        other_ca = trustme.CA().cert_pem.bytes()
+        agent = undipy.ProxyAgent(
+            proxy.origin, proxy_tls={"ca": other_ca}, request_tls={"ca": tls_pair.ca}
+        )
+        async with agent:
+            with pytest.raises(undipy.SecureProxyConnectionError, match="unknown issuer") as info:
                 await within(agent.request(origin=secure.origin, path="/", method="GET"))
+            assert info.value.code == "UND_ERR_PRX_TLS"
+        assert proxy.seen == []
 
 
 async def test_stream_and_the_top_level_through_a_proxy(tls_pair: TlsPair) -> None:

@@ -34,6 +34,7 @@ from .errors import (
     ResponseContentLengthMismatchError,
     ResponseExceededMaxSizeError,
     ResponseStatusCodeError,
+    SecureProxyConnectionError,
     SocketError,
     UndiciError,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "ResponseData",
     "ResponseExceededMaxSizeError",
     "ResponseStatusCodeError",
+    "SecureProxyConnectionError",
     "SocketError",
     "StreamData",
     "StreamFactoryData",

@@ -32,6 +32,7 @@ __all__ = [
     "HTTPParserError",
     "MaxOriginsReachedError",
     "BalancedPoolMissingUpstreamError",
+    "SecureProxyConnectionError",
 ]
 
 
@@ -187,6 +188,14 @@ class BalancedPoolMissingUpstreamError(UndiciError):
 
     code = "UND_ERR_BPL_MISSING_UPSTREAM"
     default_message = "No upstream has been added to the BalancedPool"
+
+
+class SecureProxyConnectionError(UndiciError):
+    """The TLS connection to an ``https://`` proxy failed (its certificate,
+    say); the message says why."""
+
+    code = "UND_ERR_PRX_TLS"
+    default_message = "Secure Proxy Connection failed"
 
 
 class HTTPParserError(UndiciError):

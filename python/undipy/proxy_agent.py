@@ -16,12 +16,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 from urllib.parse import unquote, urlsplit
 
+from . import _tls
 from ._group import DispatcherGroup
 from ._options import ClientOptions, DispatchOptions
 from .agent import Agent
 from .client import Pool, _origin
 from .dispatcher import Dispatcher
-from .errors import InvalidArgumentError, NotSupportedError
+from .errors import InvalidArgumentError
 from .handler import Handler
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -109,8 +110,9 @@ class ProxyAgent(DispatcherGroup):
             fields.append(_field("proxy-authorization", basic))
         self._fields = fields
         proxy_origin, host, port, _ = _origin(f"{u.scheme}://{u.netloc.rpartition('@')[2]}")
-        self._proxy = {"host": host, "port": port, "headers": fields}
-        self._https_proxy = u.scheme == "https"
+        self._proxy: dict[str, Any] = {"host": host, "port": port, "headers": fields}
+        if u.scheme == "https":
+            self._proxy["tls"] = _tls.normalise(proxy_tls)
         self._tunnel_all = bool(proxy_tunnel)
         self._request_tls = request_tls
         agent_opts: dict[str, Any] = dict(opts)
@@ -124,11 +126,6 @@ class ProxyAgent(DispatcherGroup):
         self._adopt(self._tunnels)
 
     def _tunnel_pool(self, origin: str, **opts: Any) -> Dispatcher:
-        if self._https_proxy:
-            raise NotSupportedError(
-                "tunnels through an https:// proxy are not supported yet: "
-                "use an http:// proxy for https:// targets"
-            )
         return _TunnelPool(origin, self._proxy, **dict(opts, tls=self._request_tls))
 
     # -- routing -------------------------------------------------------------

@@ -23,6 +23,8 @@ pub enum Error {
     Socket(String),
     /// A proxy answered CONNECT with this status.
     ProxyRefused(u16),
+    /// The TLS connection to an `https://` proxy failed.
+    ProxyTls(String),
     ResponseExceededMaxSize,
     NotSupported(String),
     /// Malformed response, with an llhttp-style code (`HPE_...`).
@@ -53,6 +55,7 @@ impl fmt::Display for Error {
             Error::HeadersOverflow => f.write_str("Headers Overflow Error"),
             Error::BodyTimeout => f.write_str("Body Timeout Error"),
             Error::InvalidArgument(m) | Error::NotSupported(m) | Error::Socket(m) => f.write_str(m),
+            Error::ProxyTls(m) => write!(f, "proxy: {m}"),
             Error::RequestAborted => f.write_str("Request aborted"),
             Error::ProxyRefused(status) => {
                 write!(f, "Proxy response ({status}) !== 200 when HTTP Tunneling")

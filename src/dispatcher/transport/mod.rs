@@ -9,6 +9,7 @@ mod relay;
 mod socket;
 mod tls;
 mod tunnel;
+mod wire;
 
 use std::io::{self, IoSlice};
 use std::os::fd::OwnedFd;
@@ -26,7 +27,10 @@ pub enum Transport {
     /// HTTP straight over the socket.
     Plain(Socket),
     /// HTTP inside a TLS session (boxed: the session is large).
-    Tls(Box<TlsStream>),
+    Tls(Box<TlsStream<Socket>>),
+    /// HTTP inside a TLS session inside another: an `https://` origin through
+    /// an `https://` proxy's tunnel.
+    TlsInTls(Box<TlsStream<TlsStream<Socket>>>),
 }
 
 /// What an idle kept-alive connection has to say before it takes a request.
@@ -46,20 +50,27 @@ impl Transport {
     pub async fn open(cfg: &Config) -> Result<Transport, Error> {
         let attempt = async {
             let sock = dial::dial(cfg).await?;
-            if let Some(proxy) = &cfg.proxy {
-                let o = &cfg.origin;
-                let authority = if o.host.contains(':') {
-                    format!("[{}]:{}", o.host, o.port)
-                } else {
-                    format!("{}:{}", o.host, o.port)
-                };
-                tunnel::open(&sock, proxy, &authority, cfg.max_header_size).await?;
-            }
+            let Some(proxy) = &cfg.proxy else {
+                return Transport::over(sock, cfg).await;
+            };
+            let authority = authority(cfg);
+            let max = cfg.max_header_size;
+            let Some(proxy_tls) = &proxy.tls else {
+                let mut sock = sock;
+                tunnel::open(&mut sock, proxy, &authority, max).await?;
+                return Transport::over(sock, cfg).await;
+            };
+            // An https:// proxy: TLS to it, the tunnel inside, and TLS to
+            // the origin inside that.
+            let mut outer = TlsStream::connect(sock, proxy_tls)
+                .await
+                .map_err(|e| Error::ProxyTls(e.to_string()))?;
+            tunnel::open(&mut outer, proxy, &authority, max).await?;
             match &cfg.tls {
-                None => Ok(Transport::Plain(sock)),
-                Some(client) => TlsStream::connect(sock, client)
+                None => Ok(Transport::Tls(Box::new(outer))),
+                Some(client) => TlsStream::connect(outer, client)
                     .await
-                    .map(|s| Transport::Tls(Box::new(s))),
+                    .map(|s| Transport::TlsInTls(Box::new(s))),
             }
         };
         if cfg.connect_timeout.is_zero() {
@@ -71,10 +82,21 @@ impl Transport {
         }
     }
 
+    /// HTTP over `sock`, inside TLS for an `https://` origin.
+    async fn over(sock: Socket, cfg: &Config) -> Result<Transport, Error> {
+        match &cfg.tls {
+            None => Ok(Transport::Plain(sock)),
+            Some(client) => TlsStream::connect(sock, client)
+                .await
+                .map(|s| Transport::Tls(Box::new(s))),
+        }
+    }
+
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.readable().await,
             Transport::Tls(s) => s.readable().await,
+            Transport::TlsInTls(s) => s.readable().await,
         }
     }
 
@@ -82,6 +104,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.writable().await,
             Transport::Tls(s) => s.writable().await,
+            Transport::TlsInTls(s) => s.writable().await,
         }
     }
 
@@ -90,6 +113,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.try_read_buf(buf),
             Transport::Tls(s) => s.try_read_buf(buf),
+            Transport::TlsInTls(s) => s.try_read_buf(buf),
         }
     }
 
@@ -98,6 +122,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.try_write_vectored(bufs),
             Transport::Tls(s) => s.try_write_vectored(bufs),
+            Transport::TlsInTls(s) => s.try_write_vectored(bufs),
         }
     }
 
@@ -107,6 +132,7 @@ impl Transport {
         match self {
             Transport::Plain(_) => false,
             Transport::Tls(s) => s.pending_output(),
+            Transport::TlsInTls(s) => s.pending_output(),
         }
     }
 
@@ -115,6 +141,7 @@ impl Transport {
         match self {
             Transport::Plain(_) => Ok(()),
             Transport::Tls(s) => s.flush(),
+            Transport::TlsInTls(s) => s.flush(),
         }
     }
 
@@ -129,6 +156,7 @@ impl Transport {
                 Err(e) => Err(e),
             },
             Transport::Tls(s) => s.probe_idle(buf),
+            Transport::TlsInTls(s) => s.probe_idle(buf),
         }
     }
 
@@ -139,6 +167,17 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.into_fd(),
             Transport::Tls(s) => relay::hand_over(*s),
+            Transport::TlsInTls(s) => relay::hand_over(*s),
         }
+    }
+}
+
+/// `host:port` of the origin, as CONNECT names it.
+fn authority(cfg: &Config) -> String {
+    let o = &cfg.origin;
+    if o.host.contains(':') {
+        format!("[{}]:{}", o.host, o.port)
+    } else {
+        format!("{}:{}", o.host, o.port)
     }
 }

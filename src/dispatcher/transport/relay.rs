@@ -13,11 +13,12 @@ use bytes::{Buf, BytesMut};
 use tokio::net::UnixStream;
 
 use super::tls::TlsStream;
+use super::wire::Wire;
 
 const CHUNK: usize = 64 * 1024;
 
 /// Starts the relay; returns Python's end of the pair (non-blocking).
-pub fn hand_over(tls: TlsStream) -> io::Result<OwnedFd> {
+pub fn hand_over<W: Wire + 'static>(tls: TlsStream<W>) -> io::Result<OwnedFd> {
     let (mine, theirs) = std::os::unix::net::UnixStream::pair()?;
     mine.set_nonblocking(true)?;
     theirs.set_nonblocking(true)?;
@@ -33,7 +34,7 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
-async fn relay(mut tls: TlsStream, local: UnixStream) -> io::Result<()> {
+async fn relay<W: Wire>(mut tls: TlsStream<W>, local: UnixStream) -> io::Result<()> {
     // `down`: from the server, for Python; `up`: from Python, for the server.
     let mut down = BytesMut::new();
     let mut up = BytesMut::new();

@@ -18,7 +18,7 @@ use rustls::{
     SignatureScheme,
 };
 
-use super::socket::Socket;
+use super::wire::Wire;
 use super::Idle;
 use crate::dispatcher::error::Error;
 
@@ -184,9 +184,10 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-/// One TLS session over a socket.
-pub struct TlsStream {
-    sock: Socket,
+/// One TLS session over a socket, or over another session (a tunnel
+/// through an `https://` proxy).
+pub struct TlsStream<W> {
+    sock: W,
     session: ClientConnection,
     /// Ciphertext read and not yet given to the session.
     inbox: BytesMut,
@@ -206,13 +207,13 @@ const INBOX: usize = 256 * 1024;
 /// The socket as rustls's reader: whole socket reads into `inbox`, handed
 /// out as rustls asks. `now`: ask the kernel whatever the reactor last saw
 /// (the idle probe).
-struct WireIn<'a> {
-    sock: &'a Socket,
+struct WireIn<'a, W> {
+    sock: &'a mut W,
     inbox: &'a mut BytesMut,
     now: bool,
 }
 
-impl Read for WireIn<'_> {
+impl<W: Wire> Read for WireIn<'_, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.inbox.is_empty() {
             self.inbox.reserve(INBOX);
@@ -233,9 +234,9 @@ impl Read for WireIn<'_> {
 }
 
 /// The socket as rustls's writer: all pending records in one vectored write.
-struct WireOut<'a>(&'a Socket);
+struct WireOut<'a, W>(&'a mut W);
 
-impl Write for WireOut<'_> {
+impl<W: Wire> Write for WireOut<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write_vectored(&[IoSlice::new(buf)])
     }
@@ -265,9 +266,9 @@ fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-impl TlsStream {
+impl<W: Wire> TlsStream<W> {
     /// Runs the handshake over `sock`.
-    pub async fn connect(sock: Socket, client: &TlsClient) -> Result<TlsStream, Error> {
+    pub async fn connect(sock: W, client: &TlsClient) -> Result<TlsStream<W>, Error> {
         let mut session = ClientConnection::new(client.config.clone(), client.name.clone())
             .map_err(|e| Error::socket(format!("TLS: {e}")))?;
         // Room for a whole pipelined batch or a large body per write: the
@@ -307,12 +308,12 @@ impl TlsStream {
     /// reached its end.
     fn read_records(&mut self, now: bool) -> io::Result<usize> {
         let n = self.session.read_tls(&mut WireIn {
-            sock: &self.sock,
+            sock: &mut self.sock,
             inbox: &mut self.inbox,
             now,
         })?;
         let state = self.session.process_new_packets().map_err(|e| {
-            let _ = self.session.write_tls(&mut WireOut(&self.sock)); // the alert, if it can go
+            let _ = self.session.write_tls(&mut WireOut(&mut self.sock)); // the alert, if it can go
             tls_error(e)
         })?;
         self.plaintext = state.plaintext_bytes_to_read() > 0;
@@ -412,17 +413,17 @@ impl TlsStream {
         let _ = self.flush();
     }
 
-    /// Records not yet on the wire.
+    /// Records not yet on the wire (here or in the session underneath).
     pub fn pending_output(&self) -> bool {
-        self.session.wants_write()
+        self.session.wants_write() || self.sock.pending_output()
     }
 
     /// Writes pending records until done or the socket is full.
     pub fn flush(&mut self) -> io::Result<()> {
         while self.session.wants_write() {
-            self.session.write_tls(&mut WireOut(&self.sock))?;
+            self.session.write_tls(&mut WireOut(&mut self.sock))?;
         }
-        Ok(())
+        self.sock.flush()
     }
 
     /// An idle connection: reads what the peer sent through the session, so
@@ -436,5 +437,37 @@ impl TlsStream {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Idle::Closed),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A session carries another: the inner one's records are this one's
+/// plaintext (a TLS tunnel through an `https://` proxy).
+impl<W: Wire> Wire for TlsStream<W> {
+    async fn readable(&self) -> io::Result<()> {
+        TlsStream::readable(self).await
+    }
+
+    async fn writable(&self) -> io::Result<()> {
+        TlsStream::writable(self).await
+    }
+
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        self.read_plain(buf, false)
+    }
+
+    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        self.read_plain(buf, true)
+    }
+
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        TlsStream::try_write_vectored(self, bufs)
+    }
+
+    fn pending_output(&self) -> bool {
+        TlsStream::pending_output(self)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        TlsStream::flush(self)
     }
 }

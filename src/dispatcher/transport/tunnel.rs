@@ -4,10 +4,12 @@
 //! timeouts work unchanged.
 
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::socket::Socket;
+use super::tls::TlsClient;
+use super::wire::Wire;
 use crate::dispatcher::codec::{encode, parse_head, HeadContext};
 use crate::dispatcher::error::Error;
 
@@ -19,11 +21,13 @@ pub struct Proxy {
     /// Field lines for the CONNECT request (`proxy-authorization`, ...),
     /// already validated.
     pub headers: Vec<(Bytes, Bytes)>,
+    /// An `https://` proxy: the TLS client that reaches it.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 /// Asks the proxy on `sock` for a tunnel to `authority` (`host:port`).
-pub async fn open(
-    sock: &Socket,
+pub async fn open<W: Wire>(
+    sock: &mut W,
     proxy: &Proxy,
     authority: &str,
     max_header_size: usize,
@@ -74,10 +78,15 @@ pub async fn open(
     }
 }
 
-async fn write_all(sock: &Socket, mut data: &[u8]) -> Result<(), Error> {
-    while !data.is_empty() {
+async fn write_all<W: Wire>(sock: &mut W, mut data: &[u8]) -> Result<(), Error> {
+    while !data.is_empty() || sock.pending_output() {
         sock.writable().await?;
-        match sock.try_write_vectored(&[IoSlice::new(data)]) {
+        let sent = if data.is_empty() {
+            sock.flush().map(|()| 0)
+        } else {
+            sock.try_write_vectored(&[IoSlice::new(data)])
+        };
+        match sent {
             Ok(n) => data = &data[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e.into()),
