@@ -344,3 +344,43 @@ async def test_balanced_pool_upstreams_can_come_and_go() -> None:
         assert got == {"1"}
         await within(bp.close())
         await s[0].wait_closed(1)
+
+
+async def test_balanced_pool_gives_a_recovered_upstream_its_share_back() -> None:
+    """An upstream refusing connections is penalised down to a trickle of requests;
+    once it listens again, each new connection wins weight back (Connection: close
+    makes every request a new connection) until it gets its share again."""
+    async with _servers(2) as s:
+        probe = HttpServer()
+        await probe.start()
+        port, revived_origin = probe.port, probe.origin
+        await probe.stop()
+        served: list[str] = []
+
+        async def revived(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                await reader.readuntil(b"\r\n\r\n")
+                served.append("r")
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\nr")
+                await writer.drain()
+            writer.close()
+
+        upstreams = [s[0].origin, revived_origin, s[1].origin]
+        async with undipy.BalancedPool(upstreams) as bp:
+
+            async def one() -> str:
+                try:
+                    return (await _text(bp, path="/", method="GET", reset=True))[0]
+                except undipy.UndiciError:
+                    return "x"
+
+            down = [await one() for _ in range(60)]
+            assert "x" in down and down[-20:].count("x") <= 2, down
+            server = await asyncio.start_server(revived, "127.0.0.1", port, reuse_address=True)
+            try:
+                up = [await one() for _ in range(120)]
+            finally:
+                server.close()
+        assert "x" not in up
+        # Back to (nearly) a third of the requests at the end.
+        assert up[-30:].count("r") >= 8, "".join(up)
