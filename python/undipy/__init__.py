@@ -4,6 +4,7 @@ A Rust HTTP/1.1 engine with keep-alive pools and pipelining, driven from
 asyncio through ``dispatch()`` and the conveniences built on it.
 """
 
+from . import interceptors
 from ._socket import UpgradedSocket
 from ._undipy import Body, ResponseData
 from .abort import AbortController, AbortSignal
@@ -32,13 +33,14 @@ from .errors import (
     RequestContentLengthMismatchError,
     RequestRetryError,
     ResponseContentLengthMismatchError,
+    ResponseError,
     ResponseExceededMaxSizeError,
     ResponseStatusCodeError,
     SecureProxyConnectionError,
     SocketError,
     UndiciError,
 )
-from .handler import DispatchHandler
+from .handler import DecoratorHandler, DispatchHandler
 from .headers import header, header_values
 from .proxy_agent import EnvHttpProxyAgent, ProxyAgent
 from .toplevel import (
@@ -65,6 +67,7 @@ __all__ = [
     "ClientStats",
     "ConnectData",
     "ConnectTimeoutError",
+    "DecoratorHandler",
     "DispatchHandler",
     "Dispatcher",
     "EnvHttpProxyAgent",
@@ -80,13 +83,14 @@ __all__ = [
     "PipelineDuplex",
     "PipelineHandlerData",
     "Pool",
-    "ProxyAgent",
     "PoolStats",
+    "ProxyAgent",
     "RequestAbortedError",
     "RequestContentLengthMismatchError",
     "RequestRetryError",
     "ResponseContentLengthMismatchError",
     "ResponseData",
+    "ResponseError",
     "ResponseExceededMaxSizeError",
     "ResponseStatusCodeError",
     "SecureProxyConnectionError",
@@ -100,6 +104,7 @@ __all__ = [
     "get_global_dispatcher",
     "header",
     "header_values",
+    "interceptors",
     "pipeline",
     "request",
     "set_global_dispatcher",

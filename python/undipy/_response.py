@@ -23,12 +23,7 @@ def reject_with_status(future: asyncio.Future[Any], rd: Any) -> None:
             if not future.done():
                 future.set_exception(exc)
             return
-        body: Any = data.decode("utf-8", "replace")
-        if str(rd.headers.get("content-type", "")).startswith("application/json"):
-            try:
-                body = json.loads(data)
-            except ValueError:
-                pass
+        body = error_body(data, rd.headers)
         msg = f"Response status code {rd.status_code}"
         if rd.status_text:
             msg += f": {rd.status_text}"
@@ -36,3 +31,18 @@ def reject_with_status(future: asyncio.Future[Any], rd: Any) -> None:
             future.set_exception(ResponseStatusCodeError(msg, rd.status_code, rd.headers, body))
 
     asyncio.ensure_future(reject())
+
+
+def error_body(data: bytes, headers: dict[str, Any]) -> Any:
+    """An error response's body as the errors carry it: parsed JSON for
+    ``application/json`` (text if it does not parse), else text."""
+    content_type = headers.get("content-type", "")
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    text = data.decode("utf-8", "replace")
+    if str(content_type).startswith("application/json"):
+        try:
+            return json.loads(data)
+        except ValueError:
+            pass
+    return text

@@ -39,6 +39,10 @@ from .errors import InvalidArgumentError
 from .handler import Handler
 
 Listener = Callable[..., Any]
+DispatchFn = Callable[..., bool]
+"""``dispatch(handler, **options) -> bool``."""
+Interceptor = Callable[[DispatchFn], DispatchFn]
+"""``interceptor(dispatch) -> dispatch``."""
 
 
 class Dispatcher:
@@ -191,6 +195,19 @@ class Dispatcher:
         ``upgrade``."""
         return api_upgrade.connect(self, callback, **opts)
 
+    def compose(self, *interceptors: Interceptor) -> Dispatcher:
+        """A dispatcher that sends every request through ``interceptors``,
+        then this one. An interceptor is ``interceptor(dispatch) -> dispatch``;
+        the last one listed sees the request first (as undici)."""
+        dispatch: DispatchFn = self.dispatch
+        for interceptor in interceptors:
+            if not callable(interceptor):
+                raise InvalidArgumentError("invalid interceptor: it must be callable")
+            dispatch = interceptor(dispatch)
+            if not callable(dispatch):
+                raise InvalidArgumentError("invalid interceptor: it must return a dispatch")
+        return ComposedDispatcher(self, dispatch)
+
     def _request(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
     ) -> Any:
@@ -340,6 +357,46 @@ class _RequestCall(_CoroutineBase):
 
 
 collections.abc.Coroutine.register(_RequestCall)
+
+
+class ComposedDispatcher(Dispatcher):
+    """What ``compose()`` returns: requests go through the interceptors'
+    dispatch; everything else (lifecycle, events) is the dispatcher's it
+    was composed on."""
+
+    def __init__(self, dispatcher: Dispatcher, dispatch: DispatchFn) -> None:
+        super().__init__()
+        self._dispatcher = dispatcher
+        self._dispatch = dispatch
+
+    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
+        return self._dispatch(handler, **opts)
+
+    def close(self, callback: Any = None) -> Any:
+        return self._dispatcher.close(callback)
+
+    def destroy(self, error: Any = None, callback: Any = None) -> Any:
+        return self._dispatcher.destroy(error, callback)
+
+    @property
+    def closed(self) -> bool:
+        return self._dispatcher.closed
+
+    @property
+    def destroyed(self) -> bool:
+        return self._dispatcher.destroyed
+
+    def on(self, name: str, listener: Listener) -> Self:
+        self._dispatcher.on(name, listener)
+        return self
+
+    def once(self, name: str, listener: Listener) -> Self:
+        self._dispatcher.once(name, listener)
+        return self
+
+    def off(self, name: str, listener: Listener) -> Self:
+        self._dispatcher.off(name, listener)
+        return self
 
 
 _EVENTS = frozenset({"connect", "disconnect", "connection_error", "drain"})

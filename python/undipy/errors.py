@@ -33,6 +33,7 @@ __all__ = [
     "MaxOriginsReachedError",
     "BalancedPoolMissingUpstreamError",
     "SecureProxyConnectionError",
+    "ResponseError",
 ]
 
 
@@ -174,6 +175,26 @@ class RequestRetryError(UndiciError):
         self.status_code = status_code
         self.headers = headers if headers is not None else {}
         self.data = data
+
+
+class ResponseError(UndiciError):
+    """A 4xx or 5xx answer turned into an error by the ``response_error``
+    interceptor: ``body`` is parsed JSON for ``application/json``, else text."""
+
+    code = "UND_ERR_RESPONSE"
+    default_message = "Response Error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        status_code: int = 0,
+        headers: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.headers = headers if headers is not None else {}
+        self.body = body
 
 
 class MaxOriginsReachedError(UndiciError):

@@ -69,3 +69,42 @@ class DispatchHandler:
     def on_upgrade(self, status_code: int, headers: list[bytes], socket: UpgradedSocket) -> None:
         """The connection was upgraded (``upgrade=`` requests and CONNECT);
         ``socket`` is yours now."""
+
+
+class DecoratorHandler:
+    """A handler that wraps another and forwards every call to it: subclass
+    it and override what your interceptor changes. ``on_body_sent`` is
+    forwarded only when the wrapped handler has one (the engine reports
+    written chunks only to handlers that ask)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "on_body_sent":
+            return getattr(self.handler, name)
+        raise AttributeError(name)
+
+    def on_connect(self, abort: Callable[..., None], context: dict[str, Any]) -> object:
+        return self.handler.on_connect(abort, context)
+
+    def on_headers(
+        self,
+        status_code: int,
+        headers: list[bytes],
+        resume: Callable[[], None],
+        status_text: str,
+    ) -> object:
+        return self.handler.on_headers(status_code, headers, resume, status_text)
+
+    def on_data(self, chunk: bytes) -> object:
+        return self.handler.on_data(chunk)
+
+    def on_complete(self, trailers: list[bytes]) -> object:
+        return self.handler.on_complete(trailers)
+
+    def on_error(self, error: BaseException) -> object:
+        return self.handler.on_error(error)
+
+    def on_upgrade(self, status_code: int, headers: list[bytes], socket: UpgradedSocket) -> object:
+        return self.handler.on_upgrade(status_code, headers, socket)  # type: ignore[attr-defined]
