@@ -384,3 +384,25 @@ async def test_balanced_pool_gives_a_recovered_upstream_its_share_back() -> None
         assert "x" not in up
         # Back to (nearly) a third of the requests at the end.
         assert up[-30:].count("r") >= 8, "".join(up)
+
+
+async def test_an_agent_subclass_overriding_dispatch_sees_request_and_stream() -> None:
+    seen: list[str] = []
+
+    class Counting(undipy.Agent):
+        def dispatch(self, handler: Any, **opts: Any) -> bool:
+            seen.append(opts["path"])
+            return super().dispatch(handler, **opts)
+
+    async with _servers(1) as s, Counting() as agent:
+        assert await _text(agent, origin=s[0].origin, path="/", method="GET") == "0 GET / "
+        sink: list[bytes] = []
+
+        class Sink:
+            def write(self, chunk: bytes) -> None:
+                sink.append(chunk)
+
+        await within(
+            agent.stream(lambda info: Sink(), origin=s[0].origin, path="/?s=1", method="GET")
+        )
+    assert b"".join(sink) == b"0 GET /?s=1 " and seen == ["/", "/?s=1"]

@@ -1,17 +1,19 @@
 """What the dispatchers over other dispatchers share (``Agent``,
-``BalancedPool``): their children's events forwarded with the group first
-among the targets, and ``close()``/``destroy()`` reaching every child."""
+``BalancedPool``, the proxy agents): routing each request to a child
+(``_target``), the children's events forwarded with the group first among
+the targets, and ``close()``/``destroy()`` reaching every child."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any, overload
+from typing import Any, Unpack, overload
 
 from ._api_common import check_callback, deliver
-from ._options import ResultCallback
+from ._options import DispatchOptions, ResultCallback
 from .dispatcher import Dispatcher
 from .errors import ClientClosedError, ClientDestroyedError, InvalidArgumentError
+from .handler import Handler
 
 _FORWARDED = ("connect", "disconnect", "connection_error", "drain")
 
@@ -27,6 +29,42 @@ class DispatcherGroup(Dispatcher):
 
     def _children(self) -> Iterable[Dispatcher]:
         raise NotImplementedError
+
+    def _target(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
+        """The child a request goes to, and its options as sent there."""
+        raise NotImplementedError
+
+    # -- routing: request() and stream() stay on the child's own path (the
+    # engine's, for a Pool) unless a subclass overrides dispatch() ------------
+
+    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
+        """Sends the request to the child it belongs to (see
+        ``Client.dispatch``)."""
+        d, sent = self._target(dict(opts))
+        return d.dispatch(handler, **sent)
+
+    def _routes_natively(self) -> bool:
+        return type(self).dispatch is DispatcherGroup.dispatch
+
+    def _request(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
+    ) -> Any:
+        if not self._routes_natively():
+            return super()._request(loop, future, opts)
+        d, sent = self._target(opts)
+        return d._request(loop, future, sent)
+
+    def _stream(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        factory: Any,
+        opts: dict[str, Any],
+    ) -> Any:
+        if not self._routes_natively():
+            return super()._stream(loop, future, factory, opts)
+        d, sent = self._target(opts)
+        return d._stream(loop, future, factory, sent)
 
     def _check_open(self) -> None:
         """Raises if no new child may be made."""

@@ -8,16 +8,14 @@ whose ``dispatch()`` a subclass overrides runs them through it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, Unpack
 
 from ._group import DispatcherGroup, ignore
-from ._options import ClientOptions, DispatchOptions
+from ._options import ClientOptions
 from .client import Client, Pool, _is_int, _options, _origin
 from .dispatcher import Dispatcher
 from .errors import InvalidArgumentError, MaxOriginsReachedError
-from .handler import Handler
 
 Factory = Callable[..., Dispatcher]
 """``factory(origin, **options)``: the dispatcher of one origin."""
@@ -109,31 +107,8 @@ class Agent(DispatcherGroup):
 
     # -- the dispatcher ------------------------------------------------------
 
-    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
-        """Sends the request to its ``origin=``'s dispatcher (see
-        ``Client.dispatch``)."""
-        return self._for(opts.get("origin")).dispatch(handler, **opts)
-
-    def _native(self) -> bool:
-        return type(self).dispatch is Agent.dispatch
-
-    def _request(
-        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
-    ) -> Any:
-        if not self._native():
-            return super()._request(loop, future, opts)
-        return self._for(opts.get("origin"))._request(loop, future, opts)
-
-    def _stream(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        factory: Any,
-        opts: dict[str, Any],
-    ) -> Any:
-        if not self._native():
-            return super()._stream(loop, future, factory, opts)
-        return self._for(opts.get("origin"))._stream(loop, future, factory, opts)
+    def _target(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
+        return self._for(opts.get("origin")), opts
 
     @property
     def stats(self) -> dict[str, Any]:

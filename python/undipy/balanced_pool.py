@@ -6,18 +6,16 @@ recovers."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack
 
 from ._group import DispatcherGroup, ignore
-from ._options import ClientOptions, DispatchOptions
+from ._options import ClientOptions
 from .client import Pool, PoolStats, _is_int, _options, _origin
 from .dispatcher import Dispatcher
 from .errors import BalancedPoolMissingUpstreamError, InvalidArgumentError, SocketError
-from .handler import Handler
 
 
 @dataclass(eq=False)
@@ -142,33 +140,9 @@ class BalancedPool(DispatcherGroup):
 
     # -- the dispatcher ------------------------------------------------------
 
-    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
-        """Sends the request to the next upstream (see ``Client.dispatch``)."""
+    def _target(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
         self._check_open()
-        return self._next().dispatch(handler, **opts)
-
-    def _native(self) -> bool:
-        return type(self).dispatch is BalancedPool.dispatch
-
-    def _request(
-        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
-    ) -> Any:
-        if not self._native():
-            return super()._request(loop, future, opts)
-        self._check_open()
-        return self._next()._request(loop, future, opts)
-
-    def _stream(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        factory: Any,
-        opts: dict[str, Any],
-    ) -> Any:
-        if not self._native():
-            return super()._stream(loop, future, factory, opts)
-        self._check_open()
-        return self._next()._stream(loop, future, factory, opts)
+        return self._next(), opts
 
     def _children(self) -> Iterable[Dispatcher]:
         return [u.pool for u in self._upstreams]

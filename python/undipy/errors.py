@@ -71,11 +71,8 @@ class BodyTimeoutError(UndiciError, TimeoutError):
     default_message = "Body Timeout Error"
 
 
-class ResponseStatusCodeError(UndiciError):
-    """A 4xx or 5xx answer to a request made with ``throw_on_error=True``."""
-
-    code = "UND_ERR_RESPONSE_STATUS_CODE"
-    default_message = "Response Status Code Error"
+class _ResponseDetails(UndiciError):
+    """An error made from a response: its status, headers and body."""
 
     def __init__(
         self,
@@ -88,6 +85,13 @@ class ResponseStatusCodeError(UndiciError):
         self.status_code = status_code
         self.headers = headers if headers is not None else {}
         self.body = body
+
+
+class ResponseStatusCodeError(_ResponseDetails):
+    """A 4xx or 5xx answer to a request made with ``throw_on_error=True``."""
+
+    code = "UND_ERR_RESPONSE_STATUS_CODE"
+    default_message = "Response Status Code Error"
 
 
 class InvalidArgumentError(UndiciError, ValueError):
@@ -177,24 +181,12 @@ class RequestRetryError(UndiciError):
         self.data = data
 
 
-class ResponseError(UndiciError):
+class ResponseError(_ResponseDetails):
     """A 4xx or 5xx answer turned into an error by the ``response_error``
     interceptor: ``body`` is parsed JSON for ``application/json``, else text."""
 
     code = "UND_ERR_RESPONSE"
     default_message = "Response Error"
-
-    def __init__(
-        self,
-        message: str | None = None,
-        status_code: int = 0,
-        headers: dict[str, Any] | None = None,
-        body: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.headers = headers if headers is not None else {}
-        self.body = body
 
 
 class MaxOriginsReachedError(UndiciError):

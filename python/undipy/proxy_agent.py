@@ -8,7 +8,6 @@ so pipelining, keep-alive and the timeouts work through the tunnel."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import re
@@ -18,12 +17,11 @@ from urllib.parse import unquote, urlsplit
 
 from . import _tls
 from ._group import DispatcherGroup
-from ._options import ClientOptions, DispatchOptions
+from ._options import ClientOptions
 from .agent import Agent
 from .client import Pool, _origin
 from .dispatcher import Dispatcher
 from .errors import InvalidArgumentError
-from .handler import Handler
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -130,7 +128,7 @@ class ProxyAgent(DispatcherGroup):
 
     # -- routing -------------------------------------------------------------
 
-    def _route(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
+    def _target(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
         """The dispatcher for a request, and its options as sent there."""
         self._check_open()
         origin = opts.get("origin")
@@ -157,34 +155,6 @@ class ProxyAgent(DispatcherGroup):
             pairs.append(("host", host))
         pairs.extend(self._fields)
         return dict(opts, path=target + path, headers=pairs)
-
-    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
-        """Sends the request through the proxy (see ``Client.dispatch``)."""
-        d, sent = self._route(dict(opts))
-        return d.dispatch(handler, **sent)
-
-    def _native(self) -> bool:
-        return type(self).dispatch is ProxyAgent.dispatch
-
-    def _request(
-        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
-    ) -> Any:
-        if not self._native():
-            return super()._request(loop, future, opts)
-        d, sent = self._route(opts)
-        return d._request(loop, future, sent)
-
-    def _stream(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        factory: Any,
-        opts: dict[str, Any],
-    ) -> Any:
-        if not self._native():
-            return super()._stream(loop, future, factory, opts)
-        d, sent = self._route(opts)
-        return d._stream(loop, future, factory, sent)
 
     def _children(self) -> Iterable[Dispatcher]:
         return [self._forward, self._tunnels]
@@ -265,6 +235,9 @@ class EnvHttpProxyAgent(DispatcherGroup):
         for d in self._children():
             self._adopt(d)
 
+    def _target(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
+        return self._pick(opts), opts
+
     def _pick(self, opts: Mapping[str, Any]) -> Dispatcher:
         self._check_open()
         origin = opts.get("origin")
@@ -274,31 +247,6 @@ class EnvHttpProxyAgent(DispatcherGroup):
         if self._no_proxy.bypasses(host.lower(), port):
             return self._direct
         return self._https if origin.startswith("https:") else self._http
-
-    def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
-        """Sends the request directly or through the proxy its scheme uses."""
-        return self._pick(opts).dispatch(handler, **opts)
-
-    def _native(self) -> bool:
-        return type(self).dispatch is EnvHttpProxyAgent.dispatch
-
-    def _request(
-        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
-    ) -> Any:
-        if not self._native():
-            return super()._request(loop, future, opts)
-        return self._pick(opts)._request(loop, future, opts)
-
-    def _stream(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        factory: Any,
-        opts: dict[str, Any],
-    ) -> Any:
-        if not self._native():
-            return super()._stream(loop, future, factory, opts)
-        return self._pick(opts)._stream(loop, future, factory, opts)
 
     def _children(self) -> Iterable[Dispatcher]:
         return list(dict.fromkeys([self._direct, self._http, self._https]))
