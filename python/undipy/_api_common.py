@@ -143,3 +143,22 @@ def deliver(aw: Awaitable[T], callback: Callback | None) -> Awaitable[T] | None:
 
     asyncio.ensure_future(aw).add_done_callback(done)
     return None
+
+
+def header_pairs(headers: Any) -> list[tuple[Any, Any]]:
+    """Any of the three forms of ``headers=`` (dict, flat list, pairs) as
+    ``(name, value)`` pairs, for the layers that read or add headers."""
+    if not headers:
+        return []
+    if isinstance(headers, dict):
+        return list(headers.items())
+    items = list(headers)
+    if isinstance(items[0], tuple | list):
+        return [(p[0], p[1]) for p in items]
+    it = iter(items)
+    return list(zip(it, it, strict=False))
+
+
+def header_name(name: Any) -> str:
+    """A header name (``str`` or ``bytes``) in lower case."""
+    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()

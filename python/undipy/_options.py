@@ -102,6 +102,14 @@ class _Common(TypedDict, total=False):
     throw_on_error: bool | None
     expect_continue: bool | None
     origin: str | None
+    # Read by the interceptors composed on a dispatcher (the engine refuses
+    # them when none is there to take them).
+    retry_options: Mapping[str, Any] | None
+    max_redirections: int | None
+    throw_on_max_redirect: bool | None
+    strip_headers_on_redirect: Sequence[str] | None
+    strip_headers_on_cross_origin_redirect: Sequence[str] | None
+    dump_max_size: int | None
 
 
 class _WithBody(_Common, total=False):

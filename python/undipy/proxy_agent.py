@@ -16,6 +16,7 @@ from typing import Any, Unpack
 from urllib.parse import unquote, urlsplit
 
 from . import _tls
+from ._api_common import header_name, header_pairs
 from ._group import DispatcherGroup
 from ._options import ClientOptions
 from .agent import Agent
@@ -46,22 +47,6 @@ def _field(name: Any, value: Any) -> tuple[bytes, bytes]:
     if not isinstance(v, bytes) or any(b in v for b in b"\r\n\0"):
         raise InvalidArgumentError(f"invalid proxy header value for {name!r}")
     return n, v
-
-
-def _pairs(headers: Any) -> list[tuple[Any, Any]]:
-    """A request's ``headers=`` (dict, flat list or pairs) as pairs."""
-    if headers is None:
-        return []
-    if isinstance(headers, Mapping):
-        return list(headers.items())
-    items = list(headers)
-    if items and isinstance(items[0], tuple | list):
-        return [(pair[0], pair[1]) for pair in items]
-    return list(zip(items[::2], items[1::2], strict=True))
-
-
-def _lower(name: Any) -> str:
-    return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
 
 
 class ProxyAgent(DispatcherGroup):
@@ -96,7 +81,8 @@ class ProxyAgent(DispatcherGroup):
         if "tls" in opts:
             raise InvalidArgumentError("invalid tls: use proxy_tls and request_tls")
         fields = [_field(k, v) for k, v in (headers or {}).items()]
-        if any(_lower(n) == "proxy-authorization" for n, _ in fields) and (token or u.username):
+        has_auth = any(header_name(n) == "proxy-authorization" for n, _ in fields)
+        if has_auth and (token or u.username):
             raise InvalidArgumentError("proxy-authorization given twice")
         if token is not None and u.username:
             raise InvalidArgumentError("give the proxy's credentials in uri or token, not both")
@@ -134,8 +120,8 @@ class ProxyAgent(DispatcherGroup):
         origin = opts.get("origin")
         if not isinstance(origin, str) or not origin:
             raise InvalidArgumentError("invalid origin: requests through a ProxyAgent need one")
-        pairs = _pairs(opts.get("headers"))
-        if any(_lower(n) == "proxy-authorization" for n, _ in pairs):
+        pairs = header_pairs(opts.get("headers"))
+        if any(header_name(n) == "proxy-authorization" for n, _ in pairs):
             raise InvalidArgumentError(
                 "proxy-authorization cannot be given per request: pass token= to ProxyAgent"
             )
@@ -151,7 +137,7 @@ class ProxyAgent(DispatcherGroup):
         path = opts.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidArgumentError("invalid path: it must start with a slash")
-        if not any(_lower(n) == "host" for n, _ in pairs):
+        if not any(header_name(n) == "host" for n, _ in pairs):
             pairs.append(("host", host))
         pairs.extend(self._fields)
         return dict(opts, path=target + path, headers=pairs)

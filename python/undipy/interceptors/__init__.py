@@ -2,7 +2,19 @@
 ``interceptor(dispatch) -> dispatch``, wrapping the request's handler in a
 ``DecoratorHandler`` that changes what it needs to. One module each."""
 
+from .cookies import cookies
+from .decompress import DecompressionError, decompress
 from .dump import dump
+from .redirect import redirect
 from .response_error import response_error
+from .retry import retry
 
-__all__ = ["dump", "response_error"]
+__all__ = [
+    "DecompressionError",
+    "cookies",
+    "decompress",
+    "dump",
+    "redirect",
+    "response_error",
+    "retry",
+]
