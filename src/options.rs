@@ -95,6 +95,14 @@ pub fn parse(
                     }
                     p.extras.on_info = Some(v.unbind());
                 }
+                // The interceptors' own options (`undipy.interceptors`): a
+                // dispatcher without that interceptor ignores them, as undici.
+                "retry_options"
+                | "max_redirections"
+                | "throw_on_max_redirect"
+                | "strip_headers_on_redirect"
+                | "strip_headers_on_cross_origin_redirect"
+                | "dump_max_size" => {}
                 other => return Err(invalid_arg(py, format!("unknown option {other:?}"))),
             }
         }

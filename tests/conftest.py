@@ -53,6 +53,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "loops: run this asyncio test once per event loop implementation (asyncio, uvloop)",
     )
+    # undipy's pytest plugin (the mock_agent fixture) comes through its entry point when
+    # the wheel is installed (tests/run.sh); from the sources (tests/dev.sh) it is loaded
+    # here. Loading it twice would be an error.
+    plugins = config.pluginmanager
+    if not (
+        plugins.has_plugin("undipy")
+        or plugins.has_plugin("undipy.pytest_plugin")
+        or plugins.is_blocked("undipy")
+    ):
+        plugins.import_plugin("undipy.pytest_plugin")
 
 
 def _timeout_configured(config: pytest.Config) -> bool:

@@ -112,6 +112,13 @@ def _samples(origin: str) -> dict[str, Any]:
         "on_info": lambda info: None,
         "object_mode": False,
         "protocol": "websocket",
+        # The interceptors' options: ignored where no interceptor takes them.
+        "retry_options": {"max_retries": 1},
+        "max_redirections": 2,
+        "throw_on_max_redirect": False,
+        "strip_headers_on_redirect": ["x-a"],
+        "strip_headers_on_cross_origin_redirect": ["x-b"],
+        "dump_max_size": 10,
     }
 
 

@@ -28,6 +28,7 @@ from .errors import (
     InvalidArgumentError,
     InvalidReturnValueError,
     MaxOriginsReachedError,
+    MockNotMatchedError,
     NotSupportedError,
     RequestAbortedError,
     RequestContentLengthMismatchError,
@@ -42,7 +43,9 @@ from .errors import (
 )
 from .handler import DecoratorHandler, DispatchHandler
 from .headers import header, header_values
+from .mock_agent import MockAgent
 from .proxy_agent import EnvHttpProxyAgent, ProxyAgent
+from .retry_agent import RetryAgent
 from .toplevel import (
     connect,
     get_global_dispatcher,
@@ -78,6 +81,8 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidReturnValueError",
     "MaxOriginsReachedError",
+    "MockAgent",
+    "MockNotMatchedError",
     "NotSupportedError",
     "PipelineBody",
     "PipelineDuplex",
@@ -93,6 +98,7 @@ __all__ = [
     "ResponseError",
     "ResponseExceededMaxSizeError",
     "ResponseStatusCodeError",
+    "RetryAgent",
     "SecureProxyConnectionError",
     "SocketError",
     "StreamData",

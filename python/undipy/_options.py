@@ -102,8 +102,8 @@ class _Common(TypedDict, total=False):
     throw_on_error: bool | None
     expect_continue: bool | None
     origin: str | None
-    # Read by the interceptors composed on a dispatcher (the engine refuses
-    # them when none is there to take them).
+    # Read by the interceptors composed on a dispatcher (ignored where no
+    # interceptor takes them, as undici).
     retry_options: Mapping[str, Any] | None
     max_redirections: int | None
     throw_on_max_redirect: bool | None

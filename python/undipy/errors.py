@@ -34,6 +34,7 @@ __all__ = [
     "BalancedPoolMissingUpstreamError",
     "SecureProxyConnectionError",
     "ResponseError",
+    "MockNotMatchedError",
 ]
 
 
@@ -209,6 +210,15 @@ class SecureProxyConnectionError(UndiciError):
 
     code = "UND_ERR_PRX_TLS"
     default_message = "Secure Proxy Connection failed"
+
+
+class MockNotMatchedError(UndiciError):
+    """A ``MockAgent`` request that no interception matched, with net
+    connect not allowed for its host; the message says which stage (path,
+    method, body, headers) failed and how many interceptions are left."""
+
+    code = "UND_MOCK_ERR_MOCK_NOT_MATCHED"
+    default_message = "The request does not match any registered mock dispatches"
 
 
 class HTTPParserError(UndiciError):
