@@ -22,16 +22,19 @@ def parse_headers(raw: list[bytes]) -> Headers:
     out: Headers = {}
     it = iter(raw)
     for name, value in zip(it, it, strict=False):
-        key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        prev = out.get(key)
-        if prev is None:
-            out[key] = val
-        elif isinstance(prev, list):
-            prev.append(val)
-        else:
-            out[key] = [prev, val]
+        add_value(out, name.decode("latin-1").lower(), value.decode("latin-1"))
     return out
+
+
+def add_value(headers: Headers, name: str, value: str) -> None:
+    """Adds ``value`` under ``name``: a second value makes the entry a list."""
+    prev = headers.get(name)
+    if prev is None:
+        headers[name] = value
+    elif isinstance(prev, list):
+        prev.append(value)
+    else:
+        headers[name] = [prev, value]
 
 
 def pop_common(opts: dict[str, Any]) -> tuple[Any, Any, Callable[..., Any] | None]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple, Self, Unpack, overload
 from urllib.parse import parse_qs
 
-from ._api_common import check_callback, header_name, header_pairs
+from ._api_common import add_value, check_callback, header_name, header_pairs
 from ._group import DispatcherGroup
 from ._options import DispatchOptions
 from ._undipy import encode_query
@@ -154,14 +154,7 @@ def _request_headers(headers: Any) -> dict[str, str | list[str]]:
     a repeated name."""
     out: dict[str, str | list[str]] = {}
     for name, value in _each_field("headers", headers):
-        key, val = header_name(name), _text(value)
-        prev = out.get(key)
-        if prev is None:
-            out[key] = val
-        elif isinstance(prev, list):
-            prev.append(val)
-        else:
-            out[key] = [prev, val]
+        add_value(out, header_name(name), _text(value))
     return out
 
 
