@@ -4,7 +4,7 @@ A Rust HTTP/1.1 engine with keep-alive pools and pipelining, driven from
 asyncio through ``dispatch()`` and the conveniences built on it.
 """
 
-from . import interceptors
+from . import diagnostics, interceptors
 from ._socket import UpgradedSocket
 from ._undipy import Body, ResponseData
 from .abort import AbortController, AbortSignal
@@ -107,6 +107,7 @@ __all__ = [
     "UpgradeData",
     "UpgradedSocket",
     "connect",
+    "diagnostics",
     "get_global_dispatcher",
     "header",
     "header_values",

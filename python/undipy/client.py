@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Unpack, overload
 from urllib.parse import urlsplit
 
-from . import _tls
+from . import _tls, diagnostics
 from ._api_common import check_callback, deliver
 from ._bridge import bridge_for
 from ._options import ClientOptions, DispatchOptions, ResultCallback
@@ -196,12 +196,16 @@ class _EngineDispatcher(Dispatcher):
         ``expect_continue``, ``throw_on_error`` (ignored), ``origin``
         (ignored)."""
         bridge = self._bridge_for(asyncio.get_running_loop())
+        if diagnostics.observing:
+            handler = diagnostics.observe(self.origin, handler, opts)  # type: ignore[arg-type]
         return self._core.dispatch(bridge, handler, opts)
 
     # -- request() and stream(), natively unless dispatch() is overridden ----
 
     def _native(self) -> bool:
-        return type(self).dispatch is _EngineDispatcher.dispatch
+        # (Observed by the diagnostics channels: through dispatch(), which
+        # reports every step of the request.)
+        return type(self).dispatch is _EngineDispatcher.dispatch and not diagnostics.observing
 
     def _request(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
@@ -298,8 +302,13 @@ class _EngineDispatcher(Dispatcher):
         elif name == "drain":
             self.emit("drain", self.origin)
         elif name == "connect":
+            if diagnostics.has_subscribers("client:connected"):
+                diagnostics.publish("client:connected", {"origin": self.origin, "dispatcher": self})
             self.emit("connect", self.origin, [self])
         else:
+            if name == "connection_error" and diagnostics.has_subscribers("client:connect_error"):
+                message = {"origin": self.origin, "dispatcher": self, "error": error}
+                diagnostics.publish("client:connect_error", message)
             self.emit(name, self.origin, [self], error)
 
 
