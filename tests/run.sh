@@ -14,7 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "tools"
 "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets trustme hypothesis Brotli zstandard
+  "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop ruff mypy websockets trustme hypothesis Brotli zstandard opentelemetry-api opentelemetry-sdk
 
 step "tinyproxy (the proxy tests run through a proxy nobody here wrote)"
 if ! command -v tinyproxy >/dev/null && [ ! -x /usr/bin/tinyproxy ] && [ ! -x /usr/sbin/tinyproxy ]; then

@@ -13,6 +13,7 @@ channel, requests take their usual path and nothing here runs."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -87,7 +88,7 @@ def publish(name: str, message: dict[str, Any]) -> None:
 class DiagnosticsRequest:
     """One attempt of a request, as the channels show it."""
 
-    __slots__ = ("origin", "method", "path", "headers", "__weakref__")
+    __slots__ = ("origin", "method", "path", "headers", "resend_count", "__weakref__")
 
     def __init__(self, origin: str, method: str, path: str, headers: list[tuple[Any, Any]]):
         self.origin = origin
@@ -95,6 +96,8 @@ class DiagnosticsRequest:
         self.path = path
         self.headers = headers
         """The request's headers as ``(name, value)`` pairs."""
+        self.resend_count = 0
+        """Attempts of the same request before this one (retries, redirects)."""
 
     def add_header(self, name: str, value: str) -> None:
         """Sends one more header with this attempt (e.g. ``traceparent``)."""
@@ -154,9 +157,27 @@ def observe(origin: str, handler: Handler, opts: dict[str, Any]) -> Handler:
         str(opts.get("path")),
         header_pairs(opts.get("headers")),
     )
+    request.resend_count = _count_attempt(handler)
     before = len(request.headers)
     publish("request:create", {"request": request})
     if len(request.headers) != before:
         opts["headers"] = request.headers
     kind = _ObservedWithBody if has_subscribers("request:body_sent") else _Observed
     return kind(handler, request)
+
+
+# The caller's own handler, under the interceptors' wrappers, is the same
+# object for every attempt of one request (retry and redirect dispatch again
+# with it): attempts are counted per caller's handler.
+_attempts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def _count_attempt(handler: Any) -> int:
+    while isinstance(handler, DecoratorHandler):
+        handler = handler.handler
+    try:
+        before = _attempts.get(handler, 0)
+        _attempts[handler] = before + 1
+    except TypeError:  # not weakly referenceable: no count
+        return 0
+    return before

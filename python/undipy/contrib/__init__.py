@@ -1,0 +1,1 @@
+"""Integrations that depend on optional packages."""
