@@ -643,7 +643,7 @@ impl LoopBridge {
         exc: Bound<'_, PyAny>,
     ) -> PyResult<()> {
         if let Some(body) = target.take_body(py) {
-            return body.get().fail(py, exc);
+            return Body::fail(&body, exc);
         }
         match target.take_future(py) {
             Some(f) => set_exception(py, &f, exc),

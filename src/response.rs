@@ -14,11 +14,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use pyo3::PyTraverseError;
 
 use crate::bridge::Control;
-use crate::convert::{header_dict, latin1, latin1_bytes, raw_headers};
+use crate::convert::{header_dict, latin1, latin1_bytes, raw_headers, raw_list};
 use crate::dispatcher::codec::RawHeaders;
 use crate::dispatcher::Head;
 
@@ -118,9 +118,21 @@ enum Use {
     Taken,
 }
 
+/// Who takes over feeding a body whose request failed after its head (the
+/// retry interceptor on the composed fast path, `undipy._passthrough`), and
+/// the head it resumes.
+struct Rescue {
+    callback: Py<PyAny>,
+    status: u16,
+    headers: RawHeaders,
+}
+
 struct Inner {
     chunks: VecDeque<Bytes>,
     size: usize,
+    /// Bytes pushed so far (where a rescue resumes).
+    received: u64,
+    rescue: Option<Rescue>,
     state: State,
     used: Use,
     /// The pending consumer: what it wants and the future to resolve.
@@ -208,6 +220,8 @@ impl Body {
             inner: Mutex::new(Inner {
                 chunks,
                 size,
+                received: 0,
+                rescue: None,
                 state: if done { State::Done } else { State::Streaming },
                 used: Use::Unused,
                 waiter: None,
@@ -296,6 +310,7 @@ impl Body {
 
     pub fn push(&self, py: Python<'_>, chunk: Bytes) -> PyResult<()> {
         let mut inner = self.inner.lock();
+        inner.received += chunk.len() as u64;
         match inner.waiter.take() {
             Some((Want::Chunk, fut)) => {
                 drop(inner);
@@ -344,6 +359,7 @@ impl Body {
         let mut inner = self.inner.lock();
         inner.state = State::Done;
         inner.control = None;
+        inner.rescue = None;
         let waiter = inner.waiter.take();
         match waiter {
             Some((Want::Chunk, fut)) => {
@@ -367,10 +383,23 @@ impl Body {
         Ok(())
     }
 
-    pub fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
-        let mut inner = self.inner.lock();
+    pub fn fail(slf: &Bound<'_, Body>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut inner = this.inner.lock();
         if !matches!(inner.state, State::Streaming) {
             return Ok(());
+        }
+        if let Some(rescue) = inner.rescue.take() {
+            let received = inner.received;
+            drop(inner);
+            if this.rescued(slf, rescue, &exc, received)? {
+                return Ok(());
+            }
+            inner = this.inner.lock();
+            if !matches!(inner.state, State::Streaming) {
+                return Ok(());
+            }
         }
         inner.state = State::Failed(exc.clone().unbind());
         inner.control = None;
@@ -382,12 +411,44 @@ impl Body {
         Ok(())
     }
 
+    /// Offers a failed body to its rescue: `callback(body, error, received,
+    /// status, raw headers)` returns the handler (`pause()`, `resume()`,
+    /// `abort()`) that feeds the rest of it from now on, or None to let it
+    /// fail. True if it was taken over (or finished meanwhile).
+    fn rescued(
+        &self,
+        slf: &Bound<'_, Body>,
+        rescue: Rescue,
+        exc: &Bound<'_, PyAny>,
+        received: u64,
+    ) -> PyResult<bool> {
+        let py = slf.py();
+        let headers = raw_list(py, &rescue.headers)?;
+        let args = (slf, exc, received, rescue.status, headers);
+        let feeder = match rescue.callback.bind(py).call1(args) {
+            Ok(f) if !f.is_none() => f,
+            Ok(_) => return Ok(false),
+            Err(e) => {
+                e.write_unraisable(py, Some(slf.as_any()));
+                return Ok(false);
+            }
+        };
+        let mut inner = self.inner.lock();
+        if matches!(inner.state, State::Streaming) {
+            inner.control = Some(Controller::Python(feeder.unbind()));
+            // The new feeder is not paused: the next push decides again.
+            inner.paused = false;
+        }
+        Ok(true)
+    }
+
     /// Nobody will read this body: stop its request. True if it was
     /// still arriving.
     pub fn discard(&self) -> bool {
         let mut inner = self.inner.lock();
         inner.chunks.clear();
         inner.size = 0;
+        inner.rescue = None;
         let control = inner.control.take();
         drop(inner);
         match control {
@@ -444,6 +505,9 @@ impl Body {
             if let Some(c) = &inner.control {
                 c.traverse(&visit)?;
             }
+            if let Some(r) = &inner.rescue {
+                visit.call(&r.callback)?;
+            }
         }
         Ok(())
     }
@@ -454,6 +518,7 @@ impl Body {
                 inner.state = State::Done;
             }
             inner.waiter = None;
+            inner.rescue = None;
         }
     }
 
@@ -478,8 +543,8 @@ impl Body {
     }
 
     #[pyo3(name = "_fail")]
-    fn fail_from_python(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
-        self.fail(py, exc)
+    fn fail_from_python(slf: &Bound<'_, Self>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        Body::fail(slf, exc)
     }
 
     /// Nobody will read this body (its caller is gone): stop its request.
@@ -659,6 +724,31 @@ impl ResponseData {
         visit.call(self.headers.get())?;
         visit.call(self.context.get())?;
         Ok(())
+    }
+
+    /// Whether the response has a field `name` (lower case), without
+    /// making the headers dict.
+    fn _has_header(&self, name: &str) -> bool {
+        let name = name.as_bytes();
+        self.raw.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The headers as received: `[name, value, ...]` as `bytes`.
+    fn _raw_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        raw_list(py, &self.raw)
+    }
+
+    /// Hands the body, if it fails before its end, to `callback` (see
+    /// `Body::rescued`) with this response's head.
+    fn _rescue_with(&self, callback: Py<PyAny>) {
+        let mut inner = self.body.get().inner.lock();
+        if matches!(inner.state, State::Streaming) {
+            inner.rescue = Some(Rescue {
+                callback,
+                status: self.status_code,
+                headers: self.raw.clone(),
+            });
+        }
     }
 
     /// Lower-case `str` names; a repeated name gets a list of values.

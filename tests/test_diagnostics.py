@@ -148,15 +148,15 @@ async def test_nobody_subscribed_means_the_native_path(http_server: HttpServer) 
     assert not diagnostics.observing
     assert not diagnostics.has_subscribers("request:create")
     async with undipy.Client(http_server.origin) as client:
-        assert client._native()
+        assert client._resolves_natively()
         cb = lambda m: None  # noqa: E731
         diagnostics.subscribe("client:connected", cb)  # not a request channel
-        assert client._native()
+        assert client._resolves_natively()
         diagnostics.subscribe("request:error", cb)
-        assert not client._native()
+        assert not client._resolves_natively()
         diagnostics.unsubscribe("request:error", cb)
         diagnostics.unsubscribe("client:connected", cb)
-        assert client._native()
+        assert client._resolves_natively()
     with pytest.raises(undipy.InvalidArgumentError):
         diagnostics.subscribe("request:nope", cb)
     with pytest.raises(undipy.InvalidArgumentError):

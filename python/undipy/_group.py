@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, Unpack, overload
 
+from . import diagnostics
 from ._api_common import check_callback, deliver
 from ._options import DispatchOptions, ResultCallback
 from .dispatcher import Dispatcher
@@ -45,6 +46,9 @@ class DispatcherGroup(Dispatcher):
 
     def _routes_natively(self) -> bool:
         return type(self).dispatch is DispatcherGroup.dispatch
+
+    def _resolves_natively(self) -> bool:
+        return self._routes_natively() and not diagnostics.observing
 
     def _request(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]

@@ -39,7 +39,7 @@ class RequestHandler:
 
     def __init__(
         self,
-        future: asyncio.Future[Any],
+        future: asyncio.Future[Any] | None,
         opaque: Any,
         on_info: Callable[..., Any] | None,
         throw_on_error: bool,
@@ -52,6 +52,18 @@ class RequestHandler:
         self._resume: Callable[[], None] | None = None
         self._paused = False
         self._body: weakref.ref[Body] | None = None
+
+    @classmethod
+    def feeding(cls, body: Body) -> RequestHandler:
+        """A handler that carries on feeding ``body``, which its caller is
+        reading already (a rescued response: ``_passthrough.py``); whoever
+        feeds it calls ``attach()`` first."""
+        handler = cls(None, None, None, False)
+        handler._body = weakref.ref(body)
+        return handler
+
+    def attach(self, abort: Callable[..., None], resume: Callable[[], None]) -> None:
+        self._abort, self._resume = abort, resume
 
     # -- the handler ---------------------------------------------------------
 

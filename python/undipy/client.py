@@ -202,7 +202,7 @@ class _EngineDispatcher(Dispatcher):
 
     # -- request() and stream(), natively unless dispatch() is overridden ----
 
-    def _native(self) -> bool:
+    def _resolves_natively(self) -> bool:
         # (Observed by the diagnostics channels: through dispatch(), which
         # reports every step of the request.)
         return type(self).dispatch is _EngineDispatcher.dispatch and not diagnostics.observing
@@ -210,7 +210,7 @@ class _EngineDispatcher(Dispatcher):
     def _request(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
     ) -> Any:
-        if not self._native():
+        if not self._resolves_natively():
             return super()._request(loop, future, opts)
         return self._core.request(self._bridge_for(loop), future, opts)  # type: ignore[arg-type]
 
@@ -221,7 +221,7 @@ class _EngineDispatcher(Dispatcher):
         factory: Any,
         opts: dict[str, Any],
     ) -> Any:
-        if not self._native():
+        if not self._resolves_natively():
             return super()._stream(loop, future, factory, opts)
         return self._core.stream(self._bridge_for(loop), future, factory, opts)  # type: ignore[arg-type]
 

@@ -33,6 +33,7 @@ from ._options import (
     StreamOptions,
     UpgradeOptions,
 )
+from ._passthrough import Chain
 from ._request_handler import RequestHandler, StreamHandler
 from ._undipy import ResponseData
 from .errors import InvalidArgumentError
@@ -199,6 +200,9 @@ class Dispatcher:
         """A dispatcher that sends every request through ``interceptors``,
         then this one. An interceptor is ``interceptor(dispatch) -> dispatch``;
         the last one listed sees the request first (as undici)."""
+        if Chain.possible(interceptors):
+            chain = Chain(self, interceptors)
+            return ComposedDispatcher(self, chain.dispatch, chain)
         dispatch: DispatchFn = self.dispatch
         for interceptor in interceptors:
             if not callable(interceptor):
@@ -207,6 +211,11 @@ class Dispatcher:
             if not callable(dispatch):
                 raise InvalidArgumentError("invalid interceptor: it must return a dispatch")
         return ComposedDispatcher(self, dispatch)
+
+    def _resolves_natively(self) -> bool:
+        """Whether ``_request`` resolves its future natively (the engine's
+        dispatchers, unless ``dispatch()`` is overridden or observed)."""
+        return False
 
     def _request(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
@@ -362,15 +371,29 @@ collections.abc.Coroutine.register(_RequestCall)
 class ComposedDispatcher(Dispatcher):
     """What ``compose()`` returns: requests go through the interceptors'
     dispatch; everything else (lifecycle, events) is the dispatcher's it
-    was composed on."""
+    was composed on. ``request()`` through interceptors that all come with
+    a watch stays native until one of them acts (``_passthrough.py``)."""
 
-    def __init__(self, dispatcher: Dispatcher, dispatch: DispatchFn) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, dispatch: DispatchFn, chain: Chain | None = None
+    ) -> None:
         super().__init__()
         self._dispatcher = dispatcher
         self._dispatch = dispatch
+        self._chain = chain
 
     def dispatch(self, handler: Handler, **opts: Unpack[DispatchOptions]) -> bool:
         return self._dispatch(handler, **opts)
+
+    def _request(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], opts: dict[str, Any]
+    ) -> Any:
+        chain = self._chain
+        if chain is None or not chain.keys.isdisjoint(opts):
+            return super()._request(loop, future, opts)
+        if not self._dispatcher._resolves_natively():
+            return super()._request(loop, future, opts)
+        return chain.request(self._dispatcher, loop, future, opts)
 
     def close(self, callback: Any = None) -> Any:
         return self._dispatcher.close(callback)

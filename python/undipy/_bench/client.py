@@ -93,6 +93,8 @@ CLIENT_MODULES = {
     "undipy-request": "undipy",
     "undipy-dispatch": "undipy",
     "undipy-global": "undipy",
+    "undipy-composed": "undipy",
+    "undipy-diag": "undipy",
     "aiohttp": "aiohttp",
     "httpx": "httpx",
     "aiosonic": "aiosonic",
@@ -312,6 +314,39 @@ async def make_undipy_global(origin: str, n: int, conn: Conn) -> tuple[Request, 
     return request, undipy.get_global_dispatcher().close
 
 
+async def make_undipy_composed(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
+    """``Pool.request()`` through ``retry``, ``redirect`` and ``decompress``
+    composed on the pool (none of them fires on the benchmark's responses)."""
+    import undipy
+    from undipy import interceptors
+
+    pool = undipy.Pool(origin, connections=n, **conn.undipy_options())
+    composed = pool.compose(
+        interceptors.retry(), interceptors.redirect(max_redirections=3), interceptors.decompress()
+    )
+    send = functools.partial(composed.request, reset=True) if conn.close else composed.request
+
+    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
+        resp = await send(path=path, method=method, body=body)
+        data = await resp.body.bytes()
+        return resp.status_code, len(data)
+
+    return request, pool.close
+
+
+async def make_undipy_diag(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
+    """``Pool.request()`` with a no-op subscriber on every request channel of
+    ``undipy.diagnostics``."""
+    from undipy import diagnostics
+
+    def ignore(message: dict[str, Any]) -> None:
+        pass
+
+    for name in sorted(diagnostics.CHANNELS):
+        diagnostics.subscribe(name, ignore)
+    return await make_undipy_request(origin, n, conn)
+
+
 # A streaming client: make(origin, n, conn, stats) -> (fetch, close), where
 # `await fetch(path)` streams the body into a sink that adds each chunk's
 # length to stats.bytes as it arrives, and returns (status, body length).
@@ -451,6 +486,8 @@ FACTORIES: dict[str, Callable[[str, int, Conn], Awaitable[tuple[Request, Close]]
     "pyreqwest": make_pyreqwest,
     "undipy-request": make_undipy_request,
     "undipy-global": make_undipy_global,
+    "undipy-composed": make_undipy_composed,
+    "undipy-diag": make_undipy_diag,
 }
 
 

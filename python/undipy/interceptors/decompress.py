@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._passthrough import Watch, WatchedInterceptor
 from ..dispatcher import DispatchFn, Interceptor
 from ..errors import InvalidArgumentError, UndiciError
 from ..handler import DecoratorHandler, Handler
@@ -416,4 +417,7 @@ def decompress(
 
         return decompress_dispatch
 
-    return interceptor
+    def passes(method: Any, response: Any) -> bool:
+        return not response._has_header("content-encoding")
+
+    return WatchedInterceptor(interceptor, Watch(frozenset(), passes))

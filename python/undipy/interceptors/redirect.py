@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from .._api_common import header_name, header_pairs, parse_headers
+from .._passthrough import Watch, WatchedInterceptor
 from .._undipy import encode_query
 from ..dispatcher import DispatchFn, Interceptor
 from ..errors import InvalidArgumentError, UndiciError
@@ -240,7 +241,10 @@ def redirect(
 
         return redirect_dispatch
 
-    return interceptor
+    def passes(method: Any, response: Any) -> bool:
+        return not settings.limit or response.status_code not in _STATUSES
+
+    return WatchedInterceptor(interceptor, Watch(frozenset(_OPTIONS), passes))
 
 
 _OPTIONS = (

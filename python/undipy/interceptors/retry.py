@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from .._api_common import Headers, parse_headers
+from .._passthrough import Watch, WatchedInterceptor
+from .._request_handler import RequestHandler
 from ..dispatcher import DispatchFn, Interceptor
 from ..errors import InvalidArgumentError, RequestAbortedError, RequestRetryError
 from ..handler import DecoratorHandler, Handler
@@ -380,8 +382,20 @@ class _RetryHandler(DecoratorHandler):
     def _pass_head(
         self, status: int, headers: list[bytes], parsed: Headers, status_text: str
     ) -> object:
-        """The response the wrapped handler gets: remember where its body
-        starts and ends, and its ETag, for a resume."""
+        """The response the wrapped handler gets."""
+        self._note_head(status, parsed)
+        return super().on_headers(status, headers, self._user_resume, status_text)
+
+    def take_over(self, status: int, parsed: Headers, received: int) -> None:
+        """Stands where a response passed on natively stands: its head passed
+        on, ``received`` bytes of its body read (``_passthrough.py``)."""
+        self._attempts = 1
+        self._note_head(status, parsed)
+        self._pos += received
+
+    def _note_head(self, status: int, parsed: Headers) -> None:
+        """Remembers where the body passed on starts and ends, and its ETag,
+        for a resume."""
         self._head_sent = True
         self._status = status
         etag = parsed.get("etag")
@@ -397,7 +411,6 @@ class _RetryHandler(DecoratorHandler):
             self._resumable = status == 200
             if isinstance(length, str) and length.isdigit():
                 self._end = int(length) - 1
-        return super().on_headers(status, headers, self._user_resume, status_text)
 
     def _check_resume(self, status: int, headers: Headers) -> RequestRetryError | None:
         """Why the answer to a resume cannot carry on the body, or None."""
@@ -495,4 +508,21 @@ def retry(
 
         return retry_dispatch
 
-    return interceptor
+    def passes(method: Any, response: Any) -> bool:
+        return response.status_code not in base.status_codes
+
+    def resume(
+        feeder: RequestHandler,
+        dispatch: DispatchFn,
+        opts: dict[str, Any],
+        status: int,
+        headers: list[bytes],
+        received: int,
+        error: BaseException,
+    ) -> None:
+        handler = _RetryHandler(feeder, dispatch, opts, base)
+        handler.take_over(status, parse_headers(headers), received)
+        feeder.attach(handler._user_abort, handler._user_resume)
+        handler.on_error(error)
+
+    return WatchedInterceptor(interceptor, Watch(frozenset({"retry_options"}), passes, resume))
