@@ -64,8 +64,12 @@ pub fn parse(
             match key {
                 "path" => path = Some(string(py, &v, "path must be a string")?),
                 "method" => method = Some(string(py, &v, "method must be a string")?),
+                // Routing options: an Agent's; one origin's dispatcher has its own.
                 "origin" => {
                     string(py, &v, "invalid origin")?;
+                }
+                "server_name" => {
+                    string(py, &v, "invalid server_name")?;
                 }
                 "headers" => p.spec.headers = headers(py, &v)?,
                 "query" => p.spec.query = Some(query(py, &v)?),

@@ -364,7 +364,8 @@ class _BaseServer:
         """Serve TLS with this context (``https://`` origin)."""
         self.unix_path = os.fspath(unix_path) if unix_path is not None else None
         self.port = 0
-        """TCP port once started; 0 for a Unix socket server."""
+        """TCP port once started (set it before to choose one); 0 for a Unix
+        socket server."""
         self.connections = 0
         """Connections accepted so far."""
         self.open_connections = 0
@@ -401,7 +402,7 @@ class _BaseServer:
             )
         else:
             self._server = await asyncio.start_server(
-                self._handle, self.host, 0, limit=MAX_LINE, ssl=self.tls
+                self._handle, self.host, self.port, limit=MAX_LINE, ssl=self.tls
             )
             self.port = self._server.sockets[0].getsockname()[1]
         return self

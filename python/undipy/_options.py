@@ -102,6 +102,9 @@ class _Common(TypedDict, total=False):
     throw_on_error: bool | None
     expect_continue: bool | None
     origin: str | None
+    server_name: str | None
+    """With ``origin``, for an ``Agent``: the TLS name of an ``https`` origin
+    given as an address (the ``dns`` interceptor's)."""
     # Read by the interceptors composed on a dispatcher (ignored where no
     # interceptor takes them, as undici).
     retry_options: Mapping[str, Any] | None

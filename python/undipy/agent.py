@@ -13,6 +13,7 @@ from typing import Any, Unpack
 
 from ._group import DispatcherGroup, ignore
 from ._options import ClientOptions
+from ._tls import normalise
 from .client import Client, Pool, _is_int, _options, _origin
 from .dispatcher import Dispatcher
 from .errors import InvalidArgumentError, MaxOriginsReachedError
@@ -34,7 +35,9 @@ class Agent(DispatcherGroup):
 
     ``Agent(connections=None, max_origins=None, factory=None, **options)``;
     ``options`` are ``Client``'s (``tls=`` included). Every request names its
-    ``origin=``. ``factory(origin, **options)`` builds the dispatcher of an
+    ``origin=``; an ``https`` request may also name the TLS ``server_name``
+    (as the ``dns`` interceptor does: the origin is then an address), which
+    gets a pool of its own. ``factory(origin, **options)`` builds the dispatcher of an
     origin instead of ``Pool``. Past ``max_origins`` origins at once:
     ``MaxOriginsReachedError``. An origin is dropped once its last
     connection closes and nothing is queued for it."""
@@ -65,25 +68,35 @@ class Agent(DispatcherGroup):
 
     # -- routing -------------------------------------------------------------
 
-    def _for(self, origin: Any) -> Dispatcher:
-        """The dispatcher of ``origin``, made on first use."""
-        d = self._by_given.get(origin) if isinstance(origin, str) else None
+    def _for(self, origin: Any, server_name: Any = None) -> Dispatcher:
+        """The dispatcher of ``origin`` (and TLS ``server_name``), made on
+        first use."""
+        given = origin if server_name is None else f"{origin} {server_name}"
+        d = self._by_given.get(given) if isinstance(origin, str) else None
         if d is not None:
             return d
         self._check_open()
         if not isinstance(origin, str) or not origin:
             raise InvalidArgumentError("invalid origin: requests through an Agent need origin=")
-        key = _origin(origin)[0]
+        if server_name is not None and (not isinstance(server_name, str) or not server_name):
+            raise InvalidArgumentError("invalid server_name: a host name")
+        origin_key = _origin(origin)[0]
+        if not origin_key.startswith("https:"):
+            server_name = None  # no TLS: one pool whatever the name
+        key = origin_key if server_name is None else f"{origin_key} ({server_name})"
         d = self._by_origin.get(key)
         if d is None:
             if self._max_origins is not None and len(self._by_origin) >= self._max_origins:
                 raise MaxOriginsReachedError()
-            d = self._make(key)
-        self._by_given[origin] = d
+            d = self._make(key, origin_key, server_name)
+        self._by_given[given] = d
         return d
 
-    def _make(self, key: str) -> Dispatcher:
-        d = self._factory(key, **self._opts)
+    def _make(self, key: str, origin: str, server_name: str | None) -> Dispatcher:
+        opts = self._opts
+        if server_name is not None:
+            opts = {**opts, "tls": {**normalise(opts.get("tls")), "server_name": server_name}}
+        d = self._factory(origin, **opts)
 
         def after(name: str, error: Any) -> None:
             if name == "disconnect":
@@ -108,7 +121,7 @@ class Agent(DispatcherGroup):
     # -- the dispatcher ------------------------------------------------------
 
     def _target(self, opts: dict[str, Any]) -> tuple[Dispatcher, dict[str, Any]]:
-        return self._for(opts.get("origin")), opts
+        return self._for(opts.get("origin"), opts.pop("server_name", None)), opts
 
     @property
     def stats(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 
 from .cookies import cookies
 from .decompress import DecompressionError, decompress
+from .dns import dns
 from .dump import dump
 from .redirect import redirect
 from .response_error import response_error
@@ -13,6 +14,7 @@ __all__ = [
     "DecompressionError",
     "cookies",
     "decompress",
+    "dns",
     "dump",
     "redirect",
     "response_error",
