@@ -22,7 +22,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefMethods, PyWeakrefReferenc
 use pyo3::PyTraverseError;
 
 use crate::convert::{header_dict, latin1, raw_list};
-use crate::dispatcher::{Error, Event, Head, RequestCtl, Sink, SinkRef};
+use crate::dispatcher::{ConnInfo, Error, Event, Head, RequestCtl, Sink, SinkRef};
 use crate::errors::to_exception;
 use crate::options::RequestExtras;
 use crate::response::{Body, Controller, ResponseData};
@@ -718,7 +718,7 @@ impl LoopBridge {
             return Ok(());
         }
         let (name, err) = match &event {
-            Event::Connected => ("connect", None),
+            Event::Connected(_) => ("connect", None),
             Event::Disconnected(e) => ("disconnect", Some(e)),
             Event::ConnectionError(e) => ("connection_error", Some(e)),
             Event::Drain => ("drain", None),
@@ -734,15 +734,33 @@ impl LoopBridge {
             }
             _ => return Ok(()),
         };
-        let err = match err {
-            Some(e) => to_exception(py, e)?.unbind(),
-            None => py.None(),
+        let detail = match (err, &event) {
+            (Some(e), _) => to_exception(py, e)?.into_any(),
+            (None, Event::Connected(info)) => conn_info(py, info)?.into_any(),
+            (None, _) => py.None().into_bound(py),
         };
-        if let Err(e) = obj.call_method1(intern!(py, "_on_event"), (PyString::new(py, name), err)) {
+        let args = (PyString::new(py, name), detail);
+        if let Err(e) = obj.call_method1(intern!(py, "_on_event"), args) {
             e.write_unraisable(py, Some(&obj));
         }
         Ok(())
     }
+}
+
+/// A new connection's `ConnInfo` as the dict `client:connected` shows.
+fn conn_info<'py>(py: Python<'py>, info: &ConnInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let (peer, peer_port) = info.peer.clone().unzip();
+    let (local, local_port) = info.local.clone().unzip();
+    d.set_item(intern!(py, "peer_address"), peer)?;
+    d.set_item(intern!(py, "peer_port"), peer_port.flatten())?;
+    d.set_item(intern!(py, "local_address"), local)?;
+    d.set_item(intern!(py, "local_port"), local_port.flatten())?;
+    d.set_item(intern!(py, "tls_version"), info.tls_version)?;
+    let alpn = info.alpn.as_deref().map(String::from_utf8_lossy);
+    d.set_item(intern!(py, "alpn"), alpn)?;
+    d.set_item(intern!(py, "reused"), info.tls_resumed)?;
+    Ok(d)
 }
 
 /// Whether a handler returned exactly `False` (its way to pause reading).

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import undipy
 from helpers import within
-from servers import HttpServer, Request, Response
+from servers import HttpServer, Request, Response, TlsPair
 from undipy import diagnostics
 from undipy.interceptors import redirect, retry
 
@@ -61,6 +61,54 @@ async def test_a_request_in_order_with_one_shared_request_object(
     headers = dict(recorder.events)["request:headers"]
     assert (headers["status_code"], headers["status_text"]) == (200, "OK")
     assert dict(recorder.events)["request:body_sent"]["chunk"] == b"abc"
+
+
+@pytest.fixture
+def connected() -> Iterator[list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+    diagnostics.subscribe("client:connected", seen.append)
+    yield seen
+    diagnostics.unsubscribe("client:connected", seen.append)
+
+
+async def test_connected_says_what_the_connection_reached(
+    http_server: HttpServer, connected: list[dict[str, Any]]
+) -> None:
+    async with undipy.Pool(http_server.origin) as pool:
+        resp = await within(pool.request(path="/", method="GET"))
+        await within(resp.body.dump())
+    (m,) = connected
+    assert m["origin"] == http_server.origin and m["dispatcher"] is pool
+    assert (m["peer_address"], m["peer_port"]) == ("127.0.0.1", http_server.port)
+    assert m["local_address"] == "127.0.0.1" and isinstance(m["local_port"], int)
+    assert m["local_port"] != http_server.port
+    assert (m["tls_version"], m["alpn"], m["reused"]) == (None, None, False)
+
+
+async def test_connected_over_tls_and_a_resumed_session(
+    tls_pair: TlsPair, connected: list[dict[str, Any]]
+) -> None:
+    async with HttpServer(tls=tls_pair.server) as srv:
+        async with undipy.Client(srv.origin, tls={"ca": tls_pair.ca}) as client:
+            for _ in range(2):  # reset=True: one connection each
+                resp = await within(client.request(path="/", method="GET", reset=True))
+                await within(resp.body.dump())
+                await srv.wait_closed(len(connected))
+    first, second = connected
+    assert first["peer_port"] == second["peer_port"] == srv.port
+    assert first["tls_version"] == "TLSv1.3" and first["reused"] is False
+    assert second["reused"] is True  # the session ticket of the first
+
+
+async def test_connected_over_a_unix_socket(
+    unix_path: str, connected: list[dict[str, Any]]
+) -> None:
+    async with HttpServer(unix_path=unix_path) as srv:
+        async with undipy.Client("http://localhost", socket_path=srv.unix_path) as client:
+            resp = await within(client.request(path="/", method="GET"))
+            await within(resp.body.dump())
+    (m,) = connected
+    assert (m["peer_address"], m["peer_port"]) == (unix_path, None)
 
 
 async def test_create_runs_in_the_callers_task_and_add_header_reaches_the_server(

@@ -293,8 +293,10 @@ class _EngineDispatcher(Dispatcher):
             raise InvalidArgumentError("invalid pipelining")
         self._core.pipelining = n
 
-    def _on_event(self, name: str, error: BaseException | None) -> None:
-        """Called by the bridge for the engine's dispatcher events."""
+    def _on_event(self, name: str, detail: Any) -> None:
+        """Called by the bridge for the engine's dispatcher events: ``detail``
+        is the error of "disconnect" and "connection_error", and what a new
+        connection reached for "connect" (see ``client:connected``)."""
         if name == "closed":
             waiters, self._close_waiters = self._close_waiters, []
             for w in waiters:
@@ -303,13 +305,14 @@ class _EngineDispatcher(Dispatcher):
             self.emit("drain", self.origin)
         elif name == "connect":
             if diagnostics.has_subscribers("client:connected"):
-                diagnostics.publish("client:connected", {"origin": self.origin, "dispatcher": self})
+                message = {"origin": self.origin, "dispatcher": self, **detail}
+                diagnostics.publish("client:connected", message)
             self.emit("connect", self.origin, [self])
         else:
             if name == "connection_error" and diagnostics.has_subscribers("client:connect_error"):
-                message = {"origin": self.origin, "dispatcher": self, "error": error}
+                message = {"origin": self.origin, "dispatcher": self, "error": detail}
                 diagnostics.publish("client:connect_error", message)
-            self.emit(name, self.origin, [self], error)
+            self.emit(name, self.origin, [self], detail)
 
 
 class Client(_EngineDispatcher):

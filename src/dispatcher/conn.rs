@@ -41,7 +41,7 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         if let Some(slot) = st.slot(id) {
             slot.connected = true;
         }
-        pool.emit(&st, Event::Connected);
+        pool.emit(&st, Event::Connected(Box::new(io.info())));
     }
     let mut conn = Conn {
         pool,

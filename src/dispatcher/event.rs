@@ -19,6 +19,19 @@ pub struct Head {
     pub headers: RawHeaders,
 }
 
+/// What a new connection reached, and how (for `client:connected`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The peer's address (the proxy's, through one): an IP or a Unix path.
+    pub peer: Option<(String, Option<u16>)>,
+    pub local: Option<(String, Option<u16>)>,
+    /// `"TLSv1.2"` or `"TLSv1.3"` (the origin's session, inside a tunnel).
+    pub tls_version: Option<&'static str>,
+    pub alpn: Option<Vec<u8>>,
+    /// The TLS session was resumed (no full handshake).
+    pub tls_resumed: bool,
+}
+
 #[derive(Debug)]
 pub enum Event {
     // --- per request ---
@@ -39,7 +52,7 @@ pub enum Event {
     /// pool. `rest` holds bytes that arrived right behind the head.
     Upgrade(Head, std::os::fd::OwnedFd, Bytes),
     // --- per dispatcher ---
-    Connected,
+    Connected(Box<ConnInfo>),
     Disconnected(Error),
     ConnectionError(Error),
     Drain,

@@ -13,6 +13,6 @@ pub mod transport;
 
 pub use config::{Config, Origin};
 pub use error::Error;
-pub use event::{Event, Head, Sink, SinkRef};
+pub use event::{ConnInfo, Event, Head, Sink, SinkRef};
 pub use pool::{Pool, Stats};
 pub use request::{Body, Request, RequestCtl, RequestSpec};

@@ -18,6 +18,7 @@ use bytes::BytesMut;
 
 use super::config::Config;
 use super::error::Error;
+use super::event::ConnInfo;
 pub use socket::Socket;
 use tls::TlsStream;
 pub use tls::{TlsClient, TlsSettings};
@@ -45,6 +46,15 @@ pub enum Idle {
 }
 
 impl Transport {
+    /// What the connection reached, and how.
+    pub fn info(&self) -> ConnInfo {
+        match self {
+            Transport::Plain(s) => s.info(),
+            Transport::Tls(t) => t.info(t.get_ref().info()),
+            Transport::TlsInTls(t) => t.info(t.get_ref().get_ref().info()),
+        }
+    }
+
     /// Dials the origin and sets up the transport (the TLS handshake
     /// included), within `connect_timeout`.
     pub async fn open(cfg: &Config) -> Result<Transport, Error> {

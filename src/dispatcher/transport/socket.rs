@@ -5,6 +5,8 @@ use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
+
+use crate::dispatcher::event::ConnInfo;
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -13,7 +15,36 @@ pub enum Socket {
     Unix(UnixStream),
 }
 
+/// An address as `(host, port)`, or `(path, None)` for a Unix socket.
+fn shown(addr: std::net::SocketAddr) -> (String, Option<u16>) {
+    (addr.ip().to_string(), Some(addr.port()))
+}
+
+fn unix_shown(addr: &tokio::net::unix::SocketAddr) -> Option<(String, Option<u16>)> {
+    let path = addr.as_pathname()?;
+    Some((path.to_string_lossy().into_owned(), None))
+}
+
 impl Socket {
+    /// The two ends of the socket.
+    pub fn info(&self) -> ConnInfo {
+        let (peer, local) = match self {
+            Socket::Tcp(s) => (
+                s.peer_addr().ok().map(shown),
+                s.local_addr().ok().map(shown),
+            ),
+            Socket::Unix(s) => (
+                s.peer_addr().ok().as_ref().and_then(unix_shown),
+                s.local_addr().ok().as_ref().and_then(unix_shown),
+            ),
+        };
+        ConnInfo {
+            peer,
+            local,
+            ..ConnInfo::default()
+        }
+    }
+
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Socket::Tcp(s) => s.readable().await,

@@ -14,13 +14,14 @@ use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    CipherSuite, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
-    SignatureScheme,
+    CipherSuite, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind,
+    ProtocolVersion, RootCertStore, SignatureScheme,
 };
 
 use super::wire::Wire;
 use super::Idle;
 use crate::dispatcher::error::Error;
+use crate::dispatcher::event::ConnInfo;
 
 /// What the user said about TLS (`tls=`), as PEM bytes and flags.
 #[derive(Clone, Debug, Default)]
@@ -302,6 +303,27 @@ impl<W: Wire> TlsStream<W> {
             }
         }
         Ok(s)
+    }
+
+    /// The wire underneath.
+    pub fn get_ref(&self) -> &W {
+        &self.sock
+    }
+
+    /// `wire` (what the wire underneath reached) with this session's version,
+    /// ALPN and whether it was resumed.
+    pub fn info(&self, wire: ConnInfo) -> ConnInfo {
+        let s = &self.session;
+        ConnInfo {
+            tls_version: match s.protocol_version() {
+                Some(ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+                Some(ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+                _ => None,
+            },
+            alpn: s.alpn_protocol().map(<[u8]>::to_vec),
+            tls_resumed: s.handshake_kind() == Some(HandshakeKind::Resumed),
+            ..wire
+        }
     }
 
     /// Reads TLS records from the socket and decrypts them. 0: the socket
