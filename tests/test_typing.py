@@ -107,6 +107,7 @@ def _samples(origin: str) -> dict[str, Any]:
         "throw_on_error": False,
         "expect_continue": False,
         "origin": origin,
+        "server_name": "localhost",
         "opaque": 1,
         "signal": AbortController().signal,
         "on_info": lambda info: None,
