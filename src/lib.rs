@@ -35,4 +35,12 @@ mod _undipy {
     use crate::options::query;
     #[pymodule_export]
     use crate::response::{Body, ResponseData};
+
+    use pyo3::prelude::*;
+
+    /// The version, from Cargo.toml (the one place it is written).
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
 }

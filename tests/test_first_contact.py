@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import threading
+import tomllib
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -231,3 +235,13 @@ async def test_a_missing_method_or_path_is_named(http_server: HttpServer) -> Non
             await c.request(path="/")
         with pytest.raises(InvalidArgumentError, match="path is required"):
             await c.request(method="GET")
+
+
+def test_the_version_comes_from_cargo_toml() -> None:
+    with open(Path(__file__).parent.parent / "Cargo.toml", "rb") as f:
+        version = tomllib.load(f)["package"]["version"]
+    assert undipy.__version__ == version
+    out = subprocess.run(
+        [sys.executable, "-m", "undipy", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout == f"undipy {version}\n"

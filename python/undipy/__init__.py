@@ -6,7 +6,7 @@ asyncio through ``dispatch()`` and the conveniences built on it.
 
 from . import diagnostics, interceptors
 from ._socket import UpgradedSocket
-from ._undipy import Body, ResponseData
+from ._undipy import Body, ResponseData, __version__
 from .abort import AbortController, AbortSignal
 from .agent import Agent
 from .api_pipeline import PipelineBody, PipelineDuplex, PipelineHandlerData
@@ -57,6 +57,7 @@ from .toplevel import (
 )
 
 __all__ = [
+    "__version__",
     "AbortController",
     "AbortSignal",
     "Agent",

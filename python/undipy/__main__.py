@@ -9,7 +9,13 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print("usage: undipy bench [--url URL] [--duration S] [--loop asyncio|uvloop]")
+        print("       undipy --version")
         return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"undipy {__version__}")
+        return 0
     if args[0] == "bench":
         from ._bench.cli import main as bench
 

@@ -11,6 +11,8 @@ from typing import Any, NoReturn, Self, final
 from ._options import CoreRequestOptions, DispatchOptions
 from .handler import Handler
 
+__version__: str
+
 def serve_bench(fd: int) -> None:
     """Serves the benchmark endpoints on a listening socket (given by fd)
     until the process ends."""
