@@ -46,6 +46,8 @@ def measure(url: str, client: str, workload: str) -> dict[str, Any]:
         ("undipy-dispatch", "c64", 13),
         ("undipy-global", "seq", 13),
         ("undipy-global", "post", 2),
+        ("undipy-composed", "seq", 13),
+        ("undipy-diag", "c64", 13),
         ("undipy-request", "c64p4", 13),
         ("undipy-request", "big", 1 << 20),
         ("undipy-stream", "s1m", 1 << 20),
@@ -261,3 +263,35 @@ def test_undici_is_a_default_client_compared_to_the_asyncio_row(harness: Any) ->
     assert harness.baseline_row(row, "uvloop") is row["uvloop"]
     assert harness.baseline_row({"uvloop": row["uvloop"]}, "node") is row["uvloop"]
     assert harness.baseline_row({"uvloop": row["uvloop"]}, "asyncio") is None
+
+
+def test_undipy_bench_repeats_each_cell_and_writes_json(tmp_path: Path) -> None:
+    """The command a new user runs first: every cell measured --runs times,
+    progress as plain lines when not on a terminal, the table and the bars,
+    and the JSON."""
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable, "-m", "undipy", "bench", "--workloads", "seq,s1m", "--runs", "2",
+        "--duration", "0.2", "--json", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    cells = json.loads(out.read_text())["cells"]
+    assert len(progress) == 2 * len(cells) and progress[0].startswith(f"[1/{2 * len(cells)}] run 1")
+    by_client = {(c["workload"], c["client"]): c for c in cells}
+    for key in [("seq", "undipy-request"), ("seq", "undipy-dispatch"), ("s1m", "undipy-stream")]:
+        assert by_client[key]["runs"] == 2 and by_client[key]["rps"] > 0
+        assert by_client[key]["errors"] == 0
+    assert "undipy-request" in done.stdout and "req/s ×" in done.stdout
+    assert "seq (req/s)" in done.stdout and "█" in done.stdout
+
+
+def test_undipy_bench_refuses_an_unknown_workload() -> None:
+    cmd = [sys.executable, "-m", "undipy", "bench", "--workloads", "seq,fast"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "unknown workload 'fast': choose from seq, c64, big, s1m" in done.stderr
+    helped = subprocess.run(
+        [sys.executable, "-m", "undipy", "bench", "--help"], capture_output=True, text=True
+    )
+    assert "latency and per-request cost" in helped.stdout
