@@ -1,0 +1,106 @@
+"""Charts of benches/run.py results: one SVG per results file and workload, with req/s
+and CPU µs per request for each client and event loop (medians over the runs), as
+horizontal bars.
+
+    python benches/plot.py benches/results/*.json --out docs/img
+
+Needs matplotlib. A file ``NAME.json`` gives ``NAME-WORKLOAD.svg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+UNDIPY_COLOR = "#2b6cb0"
+PEER_COLOR = "#a0aec0"
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
+    """workload -> (client, loop) -> (req/s, CPU µs/req), medians over the runs."""
+    cells: dict[str, dict[tuple[str, str], list[tuple[float, float]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for run in runs:
+        if not run.get("requests") or run.get("failed"):
+            continue  # a run that failed has no rate to show
+        rate = run["requests"] / run["wall"]
+        cpu_us = run["cpu"] / run["requests"] * 1e6
+        cells[run["workload"]][(run["client"], run["loop"])].append((rate, cpu_us))
+    return {
+        workload: {
+            key: (
+                statistics.median(r for r, _ in values),
+                statistics.median(c for _, c in values),
+            )
+            for key, values in by_client.items()
+        }
+        for workload, by_client in cells.items()
+    }
+
+
+def plot_workload(
+    workload: str,
+    cells: dict[tuple[str, str], tuple[float, float]],
+    title: str,
+    path: Path,
+) -> None:
+    # Clients in a stable order, grouped by event loop, best throughput first.
+    keys = sorted(cells, key=lambda k: (k[1], -cells[k][0]))
+    labels = [f"{client} ({loop})" for client, loop in keys]
+    colors = [UNDIPY_COLOR if client.startswith("undipy") else PEER_COLOR for client, _ in keys]
+    height = 1.0 + 0.32 * len(keys)
+    fig, (ax_rate, ax_cpu) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    ypos = list(range(len(keys)))
+    for ax, index, xlabel, fmt in (
+        (ax_rate, 0, "requests per second (higher is better)", "{:,.0f}"),
+        (ax_cpu, 1, "CPU µs per request (lower is better)", "{:,.1f}"),
+    ):
+        values = [cells[k][index] for k in keys]
+        bars = ax.barh(ypos, values, color=colors)
+        ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=3, fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(0, max(values) * 1.25)
+        ax.grid(axis="x", alpha=0.3)
+    ax_rate.set_yticks(ypos, labels, fontsize=9)
+    ax_rate.invert_yaxis()
+    fig.suptitle(f"{title}: {workload}", fontsize=11)
+    fig.tight_layout()
+    # No timestamp in the file, so an unchanged result gives an unchanged SVG.
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
+
+
+def plot_file(results: Path, out: Path) -> list[Path]:
+    data = json.loads(results.read_text(encoding="utf-8"))
+    title = f"{results.stem} ({data.get('date', '')[:10]}, {data['machine']['nproc']} cores)"
+    written = []
+    for workload, cells in sorted(medians(data["runs"]).items()):
+        path = out / f"{results.stem}-{workload}.svg"
+        plot_workload(workload, cells, title, path)
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", type=Path, help="JSON from benches/run.py --json")
+    ap.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for SVGs")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for results in args.results:
+        for path in plot_file(results, args.out):
+            print(path)
+
+
+if __name__ == "__main__":
+    main()
