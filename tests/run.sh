@@ -54,25 +54,43 @@ cargo clippy --all-targets -- -D warnings
 step "cargo test"
 cargo test -q
 
-step "build and install the wheel"
-wheels="$(mktemp -d)"
-maturin build -q --profile ci --out "$wheels"
-"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
-rm -rf "$wheels"
-
 step "ruff"
 ruff check python tests benches
 step "mypy --strict"
 mypy --strict python/undipy
 
+# What users install is what is tested: the manylinux wheel release/build.sh
+# makes, in a fresh environment with no Rust toolchain on its PATH; pytest,
+# the storm and the soak import undipy from there, not from the sources.
+step "the x86_64 manylinux wheel (release/build.sh, zig)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+OUT="$work/dist" PYTHON="$PY" CARGO_TARGET_DIR="$HOME/.cache/undipy/target-zig" \
+  bash release/build.sh --profile ci --wheel-only x86_64-unknown-linux-gnu
+
+step "a fresh environment with the wheel, and no cargo or rustc on PATH"
+"$PY" -m venv "$work/env"
+TPY="$work/env/bin/python"
+"$TPY" -m pip install -q --disable-pip-version-check \
+  "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop websockets trustme hypothesis Brotli zstandard opentelemetry-api opentelemetry-sdk \
+  -r docs/requirements.txt "$work"/dist/*.whl
+norust="$work/env/bin"
+IFS=: read -ra dirs <<<"$PATH"
+for d in "${dirs[@]}"; do
+  [ -x "$d/cargo" ] || [ -x "$d/rustc" ] || norust="$norust:$d"
+done
+in_env() { env PATH="$norust" "$@"; }
+in_env sh -c '! command -v cargo && ! command -v rustc' >/dev/null
+in_env "$TPY" -c 'import undipy, sys; assert "site-packages" in undipy.__file__, undipy.__file__; print("undipy", undipy.__version__, "from", undipy.__file__)'
+
 step "pytest"
-"$PY" -m pytest -q -p no:cacheprovider "$@"
+in_env "$TPY" -m pytest -q -p no:cacheprovider "$@"
 
 step "cancellation storm (short)"
-"$PY" benches/storm.py --short
+in_env "$TPY" benches/storm.py --short
 
 step "fault-injecting soak (short)"
-"$PY" benches/soak.py --short
+in_env "$TPY" benches/soak.py --short
 
 step "fuzz the codec (a minute, the three targets side by side)"
 CARGO_TARGET_DIR="$HOME/.cache/undipy/fuzz-target" bash fuzz/run.sh 60

@@ -55,12 +55,9 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 """Hosts an example may reach; names under .test and .example never resolve (RFC 2606), so
 MockAgent examples may use them."""
 
-KNOWN_BROKEN: dict[str, str] = {
-    # README.md is edited by another engineer right now; these two blocks are fragments
-    # (top-level await). strict: the test fails once they run, so the entry gets removed.
-    "README.md:3": "README fragment with top-level await (pipelining)",
-    "README.md:4": "README fragment with top-level await (stream/upgrade)",
-}
+KNOWN_BROKEN: dict[str, str] = {}
+"""Blocks known not to run yet (``page:block`` -> why); strict: once one runs, its
+entry must go."""
 
 
 @dataclass(frozen=True)
