@@ -105,8 +105,8 @@ class Chain:
             if watch.resume is not None:
                 self.resume, self.resume_dispatch = watch.resume, self.dispatch
             self.dispatch = interceptor(self.dispatch)
-        self.keys = frozenset(keys)
-        self.passes = tuple(i.watch.passes for i in interceptors)
+        self.keys: frozenset[str] = frozenset(keys)
+        self.passes: tuple[Passes, ...] = tuple(i.watch.passes for i in interceptors)
 
     @staticmethod
     def possible(interceptors: Sequence[Any]) -> bool:

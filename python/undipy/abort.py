@@ -14,7 +14,7 @@ class AbortSignal:
     __slots__ = ("aborted", "reason", "_listeners")
 
     def __init__(self) -> None:
-        self.aborted = False
+        self.aborted: bool = False
         self.reason: BaseException | None = None
         self._listeners: list[Callable[[BaseException], None]] = []
 
@@ -37,7 +37,7 @@ class AbortSignal:
 
 class AbortController:
     def __init__(self) -> None:
-        self.signal = AbortSignal()
+        self.signal: AbortSignal = AbortSignal()
 
     def abort(self, reason: Any = None) -> None:
         if self.signal.aborted:

@@ -240,7 +240,7 @@ class _Pipeline:
         object_mode: bool,
     ) -> None:
         self.loop = loop
-        self.source = _Source(loop)
+        self.source: _Source = _Source(loop)
         self.object_mode = object_mode
         self.unbind: Callable[[], None] = _nothing
         self._handler: Handler | None = handler
@@ -248,11 +248,11 @@ class _Pipeline:
         self._on_info = on_info
         self._abort: Callable[..., None] | None = None
         self._context: dict[str, Any] = {}
-        self.settled = False  # the request ended (complete or failed)
+        self.settled: bool = False  # the request ended (complete or failed)
         self.error: BaseException | None = None
         self.body: PipelineBody | None = None
         self.output: AsyncIterator[Any] | None = None
-        self.ready = _Waiter(loop)  # the output is known, or failed
+        self.ready: _Waiter = _Waiter(loop)  # the output is known, or failed
         self.pull: asyncio.Future[Any] | None = None
 
     def abort(self, reason: BaseException | None = None) -> None:

@@ -147,6 +147,8 @@ class _EngineDispatcher(Dispatcher):
     """What ``Client`` and ``Pool`` share: the engine handle, its events,
     ``dispatch``, ``close`` and ``destroy``."""
 
+    origin: str
+    """The normalised ``scheme://host[:port]`` requests go to."""
     _connections: int | None = 1
 
     def __init__(self, origin: str, **opts: Unpack[ClientOptions]) -> None:

@@ -41,7 +41,7 @@ _subscribers: dict[str, list[Callback]] = {}
 
 # Someone listens to a request channel: the engine's dispatchers then send
 # their requests through `observe` (read once per request, so it stays free).
-observing = False
+observing: bool = False
 
 
 def subscribe(name: str, callback: Callback) -> None:
@@ -91,12 +91,12 @@ class DiagnosticsRequest:
     __slots__ = ("origin", "method", "path", "headers", "resend_count", "__weakref__")
 
     def __init__(self, origin: str, method: str, path: str, headers: list[tuple[Any, Any]]):
-        self.origin = origin
-        self.method = method
-        self.path = path
-        self.headers = headers
+        self.origin: str = origin
+        self.method: str = method
+        self.path: str = path
+        self.headers: list[tuple[Any, Any]] = headers
         """The request's headers as ``(name, value)`` pairs."""
-        self.resend_count = 0
+        self.resend_count: int = 0
         """Attempts of the same request before this one (retries, redirects)."""
 
     def add_header(self, name: str, value: str) -> None:

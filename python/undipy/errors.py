@@ -84,7 +84,7 @@ class _ResponseDetails(UndiciError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.headers = headers if headers is not None else {}
+        self.headers: dict[str, Any] = headers if headers is not None else {}
         self.body = body
 
 
@@ -178,7 +178,7 @@ class RequestRetryError(UndiciError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.headers = headers if headers is not None else {}
+        self.headers: dict[str, Any] = headers if headers is not None else {}
         self.data = data
 
 
@@ -224,7 +224,7 @@ class MockNotMatchedError(UndiciError):
 class HTTPParserError(UndiciError):
     """A response that does not follow HTTP/1.1; ``code`` is llhttp's (``HPE_...``)."""
 
-    code = "HPE_INTERNAL"
+    code: str = "HPE_INTERNAL"
     default_message = "Response does not match the HTTP/1.1 protocol"
 
     def __init__(self, message: str | None = None, code: str | None = None) -> None:

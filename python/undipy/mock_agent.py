@@ -768,7 +768,7 @@ class MockAgent(DispatcherGroup):
         self._net_connect: bool | list[HostMatcher] = True
         self._deliveries: set[_Delivery] = set()
         self._idle: asyncio.Future[None] | None = None
-        self.call_history = MockCallHistory()
+        self.call_history: MockCallHistory = MockCallHistory()
 
     # -- registration ----------------------------------------------------------
 

@@ -48,7 +48,7 @@ class DecompressionError(UndiciError):
     ``Z_DATA_ERROR``) or cut short (``Z_BUF_ERROR``), the codes of Node's
     zlib errors, which undici passes on."""
 
-    code = "Z_DATA_ERROR"
+    code: str = "Z_DATA_ERROR"
     default_message = "Decompression failed"
 
     def __init__(self, message: str | None = None, code: str | None = None) -> None:
