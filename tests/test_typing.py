@@ -1,7 +1,8 @@
 """Typing (issue 9): the programs in tests/typing type-check under
 ``mypy --strict --warn-unused-ignores`` against the undipy these tests import
 (the installed wheel in CI, python/ with ``PYTHONPATH=python``); their
-``# type: ignore[...]`` lines must still be errors. Also: the option
+``# type: ignore[...]`` lines must still be errors; ``pyright --verifytypes``
+finds its public API 100% type-complete. Also: the option
 ``TypedDict``s name exactly what the runtime accepts, and the header
 accessors.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -75,6 +78,41 @@ def test_typing_programs_pass_mypy_strict(tmp_path: Path) -> None:
         timeout=110,
     )
     assert proc.returncode == 0, f"mypy found errors:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.timeout(120)
+def test_public_api_is_type_complete(tmp_path: Path) -> None:
+    """``pyright --verifytypes undipy --ignoreexternal`` (or basedpyright's,
+    the same report) scores 100% on the undipy imported here."""
+    tool = shutil.which("basedpyright") or shutil.which("pyright")
+    if tool is None:
+        pytest.skip("neither basedpyright nor pyright is on PATH")
+    package = Path(undipy.__file__).resolve().parent
+    env = dict(os.environ)
+    # pyright finds packages on the interpreter's sys.path: put the imported
+    # undipy's parent first, so an installed copy elsewhere does not shadow it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package.parent), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [tool, "--verifytypes", "undipy", "--ignoreexternal", "--outputjson"]
+        + ["--pythonpath", sys.executable],
+        cwd=tmp_path,  # no pyproject.toml or pyrightconfig.json of ours applies
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    try:
+        report = json.loads(proc.stdout)["typeCompleteness"]
+    except (ValueError, KeyError):
+        pytest.fail(f"{tool} gave no report (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    assert Path(report["packageRootDirectory"]).resolve() == package
+    problems = [
+        f"{sym['name']}: {diag['message']}"
+        for sym in report["symbols"]
+        for diag in sym["diagnostics"]
+        if diag["severity"] == "error"
+    ]
+    assert report["completenessScore"] == 1.0, "\n".join(problems)
 
 
 # -- the TypedDicts against the runtime -----------------------------------------
