@@ -72,7 +72,7 @@ step "a fresh environment with the wheel, and no cargo or rustc on PATH"
 "$PY" -m venv "$work/env"
 TPY="$work/env/bin/python"
 "$TPY" -m pip install -q --disable-pip-version-check \
-  "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop websockets trustme hypothesis Brotli zstandard opentelemetry-api opentelemetry-sdk \
+  "pytest>=8" "pytest-asyncio>=1.4" pytest-timeout uvloop websockets trustme hypothesis Brotli zstandard opentelemetry-api opentelemetry-sdk basedpyright \
   -r docs/requirements.txt "$work"/dist/*.whl
 norust="$work/env/bin"
 IFS=: read -ra dirs <<<"$PATH"
