@@ -286,15 +286,20 @@ async def make_undipy_request(
     import undipy
 
     pool = undipy.Pool(origin, connections=n, pipelining=pipelining, **conn.undipy_options())
+    return _reading(pool, conn), pool.close
+
+
+def _reading(dispatcher: Any, conn: Conn) -> Request:
+    """``dispatcher.request()``, its body read whole."""
     # reset=True: `Connection: close`, and the connection ends with the response.
-    send = functools.partial(pool.request, reset=True) if conn.close else pool.request
+    send = functools.partial(dispatcher.request, reset=True) if conn.close else dispatcher.request
 
     async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
         resp = await send(path=path, method=method, body=body)
         data = await resp.body.bytes()
         return resp.status_code, len(data)
 
-    return request, pool.close
+    return request
 
 
 async def make_undipy_global(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
@@ -324,14 +329,7 @@ async def make_undipy_composed(origin: str, n: int, conn: Conn) -> tuple[Request
     composed = pool.compose(
         interceptors.retry(), interceptors.redirect(max_redirections=3), interceptors.decompress()
     )
-    send = functools.partial(composed.request, reset=True) if conn.close else composed.request
-
-    async def request(path: str, method: str, body: bytes | None) -> tuple[int, int]:
-        resp = await send(path=path, method=method, body=body)
-        data = await resp.body.bytes()
-        return resp.status_code, len(data)
-
-    return request, pool.close
+    return _reading(composed, conn), pool.close
 
 
 async def make_undipy_diag(origin: str, n: int, conn: Conn) -> tuple[Request, Close]:
