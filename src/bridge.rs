@@ -1,14 +1,14 @@
 //! The bridge from the runtime thread to one asyncio loop.
 //!
-//! The runtime pushes plain `Event`s onto `Queue` and writes the loop's
-//! eventfd only when the queue was drained since the last write: one loop
-//! wake-up per batch. The loop reads the fd (`loop.add_reader`) and
+//! The runtime pushes plain `Event`s onto `Queue` and wakes the loop (an
+//! eventfd, `wake.rs`) only when the queue was drained since the last
+//! wake-up: one per batch. The loop reads the fd (`loop.add_reader`) and
 //! `LoopBridge.drain` delivers the whole batch, on the loop thread, to the
 //! targets: user handlers, `request()`'s native handler, dispatchers.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -29,6 +29,7 @@ use crate::response::{Body, Controller, ResponseData};
 
 mod live;
 mod stream;
+mod wake;
 
 pub use live::{Live, LiveGuard};
 
@@ -39,7 +40,7 @@ const DRAIN_BATCH: usize = 1024;
 pub struct Queue {
     events: Mutex<Vec<(u64, Event)>>,
     armed: AtomicBool,
-    fd: OwnedFd,
+    wake: wake::Wake,
     /// Measurement only (`docs/design.md`): wake the loop with
     /// `call_soon_threadsafe(drain)` instead of the eventfd, attaching to
     /// Python from the runtime thread as the usual bridges do.
@@ -62,34 +63,24 @@ impl Sink for Queue {
                 });
                 return;
             }
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to an fd we own.
-            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            self.wake.notify();
         }
     }
 }
 
 impl Queue {
     fn new() -> std::io::Result<Queue> {
-        // SAFETY: eventfd returns a new fd or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
         Ok(Queue {
             events: Mutex::new(Vec::new()),
             armed: AtomicBool::new(false),
-            // SAFETY: fd is a fresh descriptor nobody else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            wake: wake::Wake::new()?,
             threadsafe: OnceLock::new(),
         })
     }
 
     /// Takes up to `max` events; re-arms first so no wake-up is lost.
     fn take(&self, max: usize) -> (Vec<(u64, Event)>, bool) {
-        let mut buf = 0u64;
-        // SAFETY: reads at most 8 bytes into a live u64.
-        unsafe { libc::read(self.fd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+        self.wake.clear();
         self.armed.store(false, Ordering::Release);
         let mut q = self.events.lock();
         if q.len() <= max {
@@ -280,7 +271,7 @@ impl LoopBridge {
     /// The fd the loop watches.
     #[getter]
     fn fd(&self) -> i32 {
-        self.queue.fd.as_raw_fd()
+        self.queue.wake.fd()
     }
 
     /// Delivers every queued event (called by the loop when the fd is readable).
