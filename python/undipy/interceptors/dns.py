@@ -146,6 +146,7 @@ class _DnsHandler(DecoratorHandler):
         except asyncio.CancelledError:
             return
         except Exception as exc:
+            self._lookup = None  # ended: an abort now has nothing to stop
             error = exc if isinstance(exc, SocketError) else _lookup_error(self._host, exc)
             super().on_error(error)
             return
