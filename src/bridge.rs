@@ -727,7 +727,7 @@ impl LoopBridge {
         };
         let detail = match (err, &event) {
             (Some(e), _) => to_exception(py, e)?.into_any(),
-            (None, Event::Connected(info)) => conn_info(py, info)?.into_any(),
+            (None, Event::Connected(Some(info))) => conn_info(py, info)?.into_any(),
             (None, _) => py.None().into_bound(py),
         };
         let args = (PyString::new(py, name), detail);

@@ -23,10 +23,17 @@ fn serve_bench(py: Python<'_>, fd: i32) -> PyResult<()> {
     Ok(())
 }
 
+/// Whether connections report what they reached (`client:connected` has a
+/// subscriber); off, they skip the lookups.
+#[pyfunction]
+fn observe_connections(on: bool) {
+    dispatcher::event::OBSERVE_CONNECTIONS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[pymodule(gil_used = true)]
 mod _undipy {
     #[pymodule_export]
-    use super::serve_bench;
+    use super::{observe_connections, serve_bench};
     #[pymodule_export]
     use crate::bridge::{Control, LoopBridge};
     #[pymodule_export]

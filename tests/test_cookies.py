@@ -1,5 +1,5 @@
 """The ``cookies`` interceptor against real loopback servers: two hosts
-(127.0.0.1 and 127.0.0.2) behind an Agent, one behind a Client, and
+(127.0.0.1 and ::1: cookies ignore ports) behind an Agent, one behind a Client, and
 composed with ``redirect`` in both orders."""
 
 from __future__ import annotations
@@ -38,9 +38,15 @@ async def a(http_server: HttpServer) -> HttpServer:
 
 @pytest.fixture
 async def b() -> AsyncIterator[HttpServer]:
-    async with HttpServer(host="127.0.0.2") as srv:
-        srv.route("/show*", show_cookie)
+    try:
+        srv = await HttpServer(host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    srv.route("/show*", show_cookie)
+    try:
         yield srv
+    finally:
+        await srv.stop()
 
 
 def getter(d: undipy.Dispatcher) -> Callable[..., Any]:
@@ -147,5 +153,5 @@ async def test_with_redirect_listed_before_it_sees_the_first_and_last(
         get = getter(agent.compose(redirect(max_redirections=3), cookies(jar)))
         assert await get(a, "/login") == "-"
         assert await get(a, "/away") == "set"
-        assert {(c.domain, c.name) for c in jar} == {("127.0.0.2", "b")}
+        assert {(c.domain, c.name) for c in jar} == {("[::1].local", "b")}
         assert (await get(a, "/show"), await get(b, "/show")) == ("-", "b=2")

@@ -1,5 +1,5 @@
 """The ``redirect`` interceptor against real loopback servers: two origins
-(127.0.0.1 and 127.0.0.2) behind an Agent, one behind a Client."""
+(127.0.0.1 on two ports) behind an Agent, one behind a Client."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def a(http_server: HttpServer) -> HttpServer:
 
 @pytest.fixture
 async def b() -> AsyncIterator[HttpServer]:
-    async with HttpServer(host="127.0.0.2") as srv:
+    async with HttpServer() as srv:  # another port: another origin
         srv.route("/echo", echo)
         yield srv
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
 from .abort import AbortSignal
@@ -165,3 +165,32 @@ def header_pairs(headers: Any) -> list[tuple[Any, Any]]:
 def header_name(name: Any) -> str:
     """A header name (``str`` or ``bytes``) in lower case."""
     return (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+
+
+def each_field(what: str, given: Any) -> Iterator[tuple[Any, Any]]:
+    """``(name, value)`` for every value of headers (or trailers) given as a
+    dict, a flat list or pairs: a list value repeats the name, ``None`` is
+    left out."""
+    try:
+        pairs = header_pairs(dict(given) if isinstance(given, Mapping) else given)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"invalid {what}: a dict, a flat [name, value, ...] list or (name, value) pairs"
+        ) from None
+    for name, value in pairs:
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if v is not None:
+                yield name, v
+
+
+def raw_fields(what: str, given: Any) -> list[bytes]:
+    """Headers or trailers in any of those forms as the flat byte list the
+    handler protocol carries (the inverse of ``parse_headers``)."""
+    try:
+        return [b for field in each_field(what, given) for b in map(_latin1, field)]
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"invalid {what}: names and values must be latin-1") from None
+
+
+def _latin1(v: Any) -> bytes:
+    return v if isinstance(v, bytes) else str(v).encode("latin-1")

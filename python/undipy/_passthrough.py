@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._api_common import pop_common
+from ._api_common import pop_common, raw_fields
 from ._request_handler import RequestHandler
 from ._response import reject_with_status
 from .errors import RequestAbortedError
@@ -223,6 +223,9 @@ class _Request:
         return feeder
 
 
+_pumping: set[asyncio.Task[None]] = set()
+
+
 class _Replay:
     """The native attempt, told to the chain's handlers as the engine would
     have told them: ``on_connect``, then the error, or the head, each chunk
@@ -249,8 +252,10 @@ class _Replay:
             return True
         raw = outcome._raw_headers()
         paused = handler.on_headers(outcome.status_code, raw, self.resume, outcome.status_text)
-        loop = asyncio.get_running_loop()
-        loop.create_task(self._pump(outcome, paused is False))
+        task = asyncio.get_running_loop().create_task(self._pump(outcome, paused is False))
+        # The loop holds tasks weakly: one nobody else holds could vanish mid-body.
+        _pumping.add(task)
+        task.add_done_callback(_pumping.discard)
         return True
 
     async def _pump(self, response: ResponseData, paused: bool) -> None:
@@ -271,7 +276,7 @@ class _Replay:
         if self._aborted is not None:
             handler.on_error(self._aborted)
             return
-        handler.on_complete(_raw(response.trailers))
+        handler.on_complete(raw_fields("trailers", response.trailers))
 
     def _resumed(self) -> asyncio.Future[None]:
         self._waiting = asyncio.get_running_loop().create_future()
@@ -289,11 +294,3 @@ class _Replay:
             self._outcome.body._discard()
         self.resume()
 
-
-def _raw(headers: dict[str, Any]) -> list[bytes]:
-    """A headers dict back as the flat list of bytes handlers get."""
-    raw: list[bytes] = []
-    for name, value in headers.items():
-        for v in value if isinstance(value, list) else (value,):
-            raw += (name.encode("latin-1"), str(v).encode("latin-1"))
-    return raw

@@ -13,6 +13,10 @@ from .handler import Handler
 
 __version__: str
 
+def observe_connections(on: bool) -> None:
+    """Whether connections report what they reached (``client:connected``)."""
+
+
 def serve_bench(fd: int) -> None:
     """Serves the benchmark endpoints on a listening socket (given by fd)
     until the process ends."""

@@ -307,7 +307,8 @@ class _EngineDispatcher(Dispatcher):
             self.emit("drain", self.origin)
         elif name == "connect":
             if diagnostics.has_subscribers("client:connected"):
-                message = {"origin": self.origin, "dispatcher": self, **detail}
+                # (None for a connection made before the first subscriber.)
+                message = {"origin": self.origin, "dispatcher": self, **(detail or {})}
                 diagnostics.publish("client:connected", message)
             self.emit("connect", self.origin, [self])
         else:

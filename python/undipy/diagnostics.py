@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._api_common import header_pairs
+from ._undipy import observe_connections
 from .errors import InvalidArgumentError
 from .handler import DecoratorHandler, Handler
 
@@ -71,6 +72,7 @@ def has_subscribers(name: str) -> bool:
 def _update() -> None:
     global observing
     observing = any(callbacks for name, callbacks in _subscribers.items() if name[:8] == "request:")
+    observe_connections(has_subscribers("client:connected"))
 
 
 def publish(name: str, message: dict[str, Any]) -> None:

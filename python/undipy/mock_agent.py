@@ -28,12 +28,12 @@ import itertools
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple, Self, Unpack, overload
 from urllib.parse import parse_qs
 
-from ._api_common import add_value, check_callback, header_name, header_pairs
+from ._api_common import add_value, check_callback, each_field, header_name, raw_fields
 from ._group import DispatcherGroup
 from ._options import DispatchOptions
 from ._undipy import encode_query
@@ -133,27 +133,11 @@ def _text(v: Any) -> str:
     return v.decode("latin-1") if isinstance(v, bytes) else str(v)
 
 
-def _each_field(what: str, given: Any) -> Iterator[tuple[Any, Any]]:
-    """``(name, value)`` for every value of headers (or trailers) given as a
-    dict, a flat list or pairs: a list value repeats the name, ``None`` is
-    left out."""
-    try:
-        pairs = header_pairs(dict(given) if isinstance(given, Mapping) else given)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"invalid {what}: a dict, a flat [name, value, ...] list or (name, value) pairs"
-        ) from None
-    for name, value in pairs:
-        for v in value if isinstance(value, list | tuple) else [value]:
-            if v is not None:
-                yield name, v
-
-
 def _request_headers(headers: Any) -> dict[str, str | list[str]]:
     """A request's ``headers=`` as a dict with lower-case names, a list for
     a repeated name."""
     out: dict[str, str | list[str]] = {}
-    for name, value in _each_field("headers", headers):
+    for name, value in each_field("headers", headers):
         add_value(out, header_name(name), _text(value))
     return out
 
@@ -260,23 +244,10 @@ class _Response(NamedTuple):
     trailers: list[bytes]
 
 
-def _raw_fields(what: str, given: Any) -> list[bytes]:
-    """Reply headers or trailers as the flat byte list the handler protocol
-    carries."""
-    try:
-        return [b for field in _each_field(what, given) for b in map(_latin1, field)]
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(f"invalid {what}: names and values must be latin-1") from None
-
-
-def _latin1(v: Any) -> bytes:
-    return v if isinstance(v, bytes) else str(v).encode("latin-1")
-
-
 def _response(status: Any, data: Any, headers: Any, trailers: Any) -> _Response:
     if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 999:
         raise InvalidArgumentError("invalid status_code: an int from 200 to 999")
-    raw = _raw_fields("headers", headers)
+    raw = raw_fields("headers", headers)
     if isinstance(data, dict | list):
         body = json.dumps(data, separators=(",", ":")).encode("utf-8")
         if b"content-type" not in (n.lower() for n in raw[::2]):
@@ -289,7 +260,7 @@ def _response(status: Any, data: Any, headers: Any, trailers: Any) -> _Response:
         body = b""
     else:
         raise InvalidArgumentError("invalid data: bytes, str, a dict or a list (sent as JSON)")
-    return _Response(status, raw, body, _raw_fields("trailers", trailers))
+    return _Response(status, raw, body, raw_fields("trailers", trailers))
 
 
 def _callback_response(result: Any) -> _Response:

@@ -49,8 +49,9 @@ pub struct Pipe {
     write: OwnedFd,
 }
 
+// On Linux only the tests use it.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 impl Pipe {
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub fn new() -> io::Result<Pipe> {
         let mut fds = [0; 2];
         // SAFETY: pipe fills two fresh descriptors or returns -1.
@@ -72,18 +73,15 @@ impl Pipe {
         Ok(Pipe { read, write })
     }
 
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub fn fd(&self) -> RawFd {
         self.read.as_raw_fd()
     }
 
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub fn notify(&self) {
         // SAFETY: writes one byte from a live buffer to an fd we own.
         unsafe { libc::write(self.write.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
     }
 
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub fn clear(&self) {
         let mut buf = [0u8; 64];
         // SAFETY: reads at most 64 bytes into a live buffer.

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use super::codec::{
     encode, parse_head_resuming, BodyDecoder, Decoded, Framing, HeadContext, Progress, RawHeaders,
 };
 use super::error::Error;
-use super::event::{Dirty, Event, Head};
+use super::event::{Dirty, Event, Head, OBSERVE_CONNECTIONS};
 use super::pool::{fail_all, Pool};
 use super::request::{Body, Request};
 use super::transport::{Idle, Transport};
@@ -41,7 +42,8 @@ pub(crate) async fn run(pool: Arc<Pool>, id: u64, notify: Arc<Notify>) {
         if let Some(slot) = st.slot(id) {
             slot.connected = true;
         }
-        pool.emit(&st, Event::Connected(Box::new(io.info())));
+        let observed = OBSERVE_CONNECTIONS.load(Ordering::Relaxed);
+        pool.emit(&st, Event::Connected(observed.then(|| Box::new(io.info()))));
     }
     let mut conn = Conn {
         pool,

@@ -4,6 +4,7 @@
 //! queue of one asyncio loop). Pushing never wakes the consumer; `flush`
 //! does, so a connection wakes a loop at most once per batch of reads.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,6 +19,10 @@ pub struct Head {
     pub reason: Bytes,
     pub headers: RawHeaders,
 }
+
+/// Whether anyone reads `ConnInfo` (a `client:connected` subscriber): when
+/// nobody does, connections neither look it up nor report it.
+pub static OBSERVE_CONNECTIONS: AtomicBool = AtomicBool::new(false);
 
 /// What a new connection reached, and how (for `client:connected`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +57,8 @@ pub enum Event {
     /// pool. `rest` holds bytes that arrived right behind the head.
     Upgrade(Head, std::os::fd::OwnedFd, Bytes),
     // --- per dispatcher ---
-    Connected(Box<ConnInfo>),
+    /// With what it reached while `OBSERVE_CONNECTIONS` is set.
+    Connected(Option<Box<ConnInfo>>),
     Disconnected(Error),
     ConnectionError(Error),
     Drain,

@@ -113,7 +113,8 @@ def table(cells: list[dict[str, Any]]) -> str:
                 *ratios,
             ]
         )
-    widths = [max(len(r[i]) for r in rows if len(r) > i and len(r) == len(head)) for i in range(8)]
+    # Names size the first two columns; only measured rows size the numbers.
+    widths = [max(len(r[i]) for r in rows if i < 2 or len(r) == len(head)) for i in range(8)]
     lines = []
     for r in rows:
         if len(r) != len(head):

@@ -82,9 +82,8 @@ class _Resolver:
     ) -> None:
         self.max_ttl = max_ttl
         self.max_items = max_items
+        # The families picked from, in turn: both, or the affinity alone.
         self.order = (4, 6) if dual_stack else (affinity,)
-        self.dual_stack = dual_stack
-        self.affinity = affinity
         self.lookup = lookup
         self.hosts: dict[str, _Host] = {}
 
@@ -99,7 +98,7 @@ class _Resolver:
         return self.max_items is not None and len(self.hosts) >= self.max_items
 
     async def resolve(self, host: str) -> _Host:
-        found = await self.lookup(host, 0 if self.dual_stack else self.affinity)
+        found = await self.lookup(host, 0 if len(self.order) > 1 else self.order[0])
         entry = _Host(found, self.max_ttl)
         if not any(entry.families[f] for f in self.order):
             raise SocketError(f"failed to lookup address information: no address for {host}")
@@ -128,7 +127,6 @@ class _DnsHandler(DecoratorHandler):
         self._resolver = resolver
         self._tried: list[str] = []
         self._lookup: asyncio.Task[None] | None = None
-        self._aborted: BaseException | None = None
         self._head_sent = False
 
     def start(self) -> bool:
@@ -157,8 +155,7 @@ class _DnsHandler(DecoratorHandler):
             super().on_error(exc)
 
     def _abort_lookup(self, error: BaseException | None = None) -> None:
-        if self._lookup is not None and self._aborted is None:
-            self._aborted = error
+        if self._lookup is not None:  # still looking up (else the engine aborts)
             self._lookup.cancel()
             self._lookup = None
             super().on_error(error if error is not None else RequestAbortedError())
@@ -189,7 +186,7 @@ class _DnsHandler(DecoratorHandler):
         resolver = self._resolver
         if "ENOTFOUND" in codes:
             resolver.hosts.pop(self._host, None)
-        elif codes & _NEXT_ADDRESS and not self._head_sent and resolver.dual_stack:
+        elif codes & _NEXT_ADDRESS and not self._head_sent and len(resolver.order) > 1:
             entry = resolver.cached(self._host)
             if entry is not None and len(self._tried) < entry.count():
                 try:
