@@ -1,6 +1,7 @@
 """Charts of benches/run.py results: one SVG per results file and workload, with req/s
 and CPU µs per request for each client and event loop (medians over the runs), as
-horizontal bars.
+horizontal bars; MiB/s and CPU µs per MiB for the workloads measured in bytes, as
+run.py's tables.
 
     python benches/plot.py benches/results/*.json --out docs/img
 
@@ -19,22 +20,35 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+matplotlib.rcParams["svg.hashsalt"] = "undipy"  # stable ids: same results, same SVG
 import matplotlib.pyplot as plt  # noqa: E402
 
 UNDIPY_COLOR = "#2b6cb0"
 PEER_COLOR = "#a0aec0"
 
 
+MIB = 1 << 20
+
+
+# The workloads run.py reports in MiB (its BYTE_WORKLOADS): large bodies and streams.
+BYTE_WORKLOADS = ("big", "hbig", "s1m", "s100m", "s1g")
+
+
+def by_bytes(workload: str) -> bool:
+    return workload in BYTE_WORKLOADS
+
+
 def medians(runs: list[dict[str, Any]]) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
-    """workload -> (client, loop) -> (req/s, CPU µs/req), medians over the runs."""
+    """workload -> (client, loop) -> (rate, CPU µs per unit), medians over the runs."""
     cells: dict[str, dict[tuple[str, str], list[tuple[float, float]]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for run in runs:
         if not run.get("requests") or run.get("failed"):
             continue  # a run that failed has no rate to show
-        rate = run["requests"] / run["wall"]
-        cpu_us = run["cpu"] / run["requests"] * 1e6
+        units = run["bytes"] / MIB if by_bytes(run["workload"]) else run["requests"]
+        rate = units / run["wall"]
+        cpu_us = run["cpu"] / units * 1e6
         cells[run["workload"]][(run["client"], run["loop"])].append((rate, cpu_us))
     return {
         workload: {
@@ -58,12 +72,13 @@ def plot_workload(
     keys = sorted(cells, key=lambda k: (k[1], -cells[k][0]))
     labels = [f"{client} ({loop})" for client, loop in keys]
     colors = [UNDIPY_COLOR if client.startswith("undipy") else PEER_COLOR for client, _ in keys]
+    unit = "MiB" if by_bytes(workload) else "request"
     height = 1.0 + 0.32 * len(keys)
     fig, (ax_rate, ax_cpu) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
     ypos = list(range(len(keys)))
     for ax, index, xlabel, fmt in (
-        (ax_rate, 0, "requests per second (higher is better)", "{:,.0f}"),
-        (ax_cpu, 1, "CPU µs per request (lower is better)", "{:,.1f}"),
+        (ax_rate, 0, f"{unit}s per second (higher is better)", "{:,.0f}"),
+        (ax_cpu, 1, f"CPU µs per {unit} (lower is better)", "{:,.1f}"),
     ):
         values = [cells[k][index] for k in keys]
         bars = ax.barh(ypos, values, color=colors)

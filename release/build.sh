@@ -92,7 +92,7 @@ for target in "${targets[@]}"; do
     report+=("$target: skipped (its Rust standard library is not installed: rustup target add $target)")
     continue
   fi
-  compat="${platform%_*_*}"  # manylinux_2_17 / musllinux_1_2
+  compat="${platform%_"${target%%-*}"}"  # manylinux_2_17 / musllinux_1_2
   [ "${platform%%_*}" = manylinux ] && compat=manylinux2014
   start=$SECONDS
   built="$(mktemp -d)"
