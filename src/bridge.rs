@@ -1,14 +1,13 @@
 //! The bridge from the runtime thread to one asyncio loop.
 //!
 //! The runtime pushes plain `Event`s onto `Queue` and wakes the loop (an
-//! eventfd, `wake.rs`) only when the queue was drained since the last
-//! wake-up: one per batch. The loop reads the fd (`loop.add_reader`) and
-//! `LoopBridge.drain` delivers the whole batch, on the loop thread, to the
-//! targets: user handlers, `request()`'s native handler, dispatchers.
+//! eventfd on Linux, `wake.rs`) only when the queue was drained since the
+//! last wake-up: one per batch. The loop watches the fd (`loop.add_reader`)
+//! and `LoopBridge.drain` delivers the whole batch, on the loop thread, to
+//! the targets: user handlers, `request()`'s native handler, dispatchers.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -22,6 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefMethods, PyWeakrefReferenc
 use pyo3::PyTraverseError;
 
 use crate::convert::{header_dict, latin1, raw_list};
+use crate::dispatcher::platform;
 use crate::dispatcher::{ConnInfo, Error, Event, Head, RequestCtl, Sink, SinkRef};
 use crate::errors::to_exception;
 use crate::options::RequestExtras;
@@ -69,11 +69,11 @@ impl Sink for Queue {
 }
 
 impl Queue {
-    fn new() -> std::io::Result<Queue> {
+    fn new(socket_wake: bool) -> std::io::Result<Queue> {
         Ok(Queue {
             events: Mutex::new(Vec::new()),
             armed: AtomicBool::new(false),
-            wake: wake::Wake::new()?,
+            wake: wake::Wake::new(socket_wake)?,
             threadsafe: OnceLock::new(),
         })
     }
@@ -251,10 +251,13 @@ impl<'py> IntoPyObject<'py> for &AtomicU64Get {
 
 #[pymethods]
 impl LoopBridge {
+    /// `socket_wake`: wake the loop through a socket it reads with
+    /// `sock_recv`, for loops without `add_reader` (always so on Windows).
     #[new]
-    fn new(r#loop: Py<PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (r#loop, socket_wake = false))]
+    fn new(r#loop: Py<PyAny>, socket_wake: bool) -> PyResult<Self> {
         Ok(LoopBridge {
-            queue: Arc::new(Queue::new()?),
+            queue: Arc::new(Queue::new(socket_wake)?),
             targets: Mutex::new(Targets::default()),
             next: AtomicU64::new(1),
             r#loop,
@@ -268,9 +271,9 @@ impl LoopBridge {
         let _ = self.queue.threadsafe.set((call_soon_threadsafe, drain));
     }
 
-    /// The fd the loop watches.
+    /// The fd (or Windows socket) the loop watches.
     #[getter]
-    fn fd(&self) -> i32 {
+    fn fd(&self) -> i64 {
         self.queue.wake.fd()
     }
 
@@ -508,7 +511,7 @@ impl LoopBridge {
                 let socket = names(py)?
                     .upgraded_socket
                     .bind(py)
-                    .call1((fd.into_raw_fd(), PyBytes::new(py, &rest)))?;
+                    .call1((platform::into_raw(fd), PyBytes::new(py, &rest)))?;
                 let r = h.call_method1(
                     intern!(py, "on_upgrade"),
                     (head.status, raw_list(py, &head.headers)?, socket),

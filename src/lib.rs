@@ -13,7 +13,9 @@ mod response;
 use pyo3::prelude::*;
 
 /// Serves the built-in benchmark endpoints on an already bound, listening
-/// socket (given by fd) until the process ends. Used by `undipy bench`.
+/// socket (given by fd) until the process ends. Used by `undipy bench`, on
+/// Unix (it hands the socket to a child process).
+#[cfg(unix)]
 #[pyfunction]
 fn serve_bench(py: Python<'_>, fd: i32) -> PyResult<()> {
     use std::os::fd::FromRawFd;
@@ -33,7 +35,10 @@ fn observe_connections(on: bool) {
 #[pymodule(gil_used = true)]
 mod _undipy {
     #[pymodule_export]
-    use super::{observe_connections, serve_bench};
+    use super::observe_connections;
+    #[cfg(unix)]
+    #[pymodule_export]
+    use super::serve_bench;
     #[pymodule_export]
     use crate::bridge::{Control, LoopBridge};
     #[pymodule_export]

@@ -331,13 +331,14 @@ fn body(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<(Body, Option<Py<PyAny
 }
 
 /// What is left to read of a binary file whose size is known: a regular
-/// file (`fstat`) or a seekable stream (`seek`/`tell`), from where it is
-/// now. None for text files, pipes, sockets and anything that fails.
+/// file (`fstat`, on Unix) or a seekable stream (`seek`/`tell`), from where
+/// it is now. None for text files, pipes, sockets and anything that fails.
 fn file_length(f: &Bound<'_, PyAny>) -> Option<u64> {
     if f.hasattr("encoding").unwrap_or(true) {
         return None; // text mode: the bytes sent are not the bytes stored
     }
     let pos: u64 = f.call_method0("tell").ok()?.extract().ok()?;
+    #[cfg(unix)]
     if let Some(fd) = f
         .call_method0("fileno")
         .ok()

@@ -13,12 +13,11 @@ finalizer), never leaked.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket as _socket
 from collections.abc import Callable
 from typing import Any, Self
 
-from .errors import SocketError
+from .errors import NotSupportedError, SocketError
 
 READ_SIZE = 65536
 
@@ -34,7 +33,7 @@ class UpgradedSocket:
             sock = _socket.socket(fileno=fd)
             sock.setblocking(False)
         except BaseException:
-            os.close(fd)  # ours from the start: never leaked, even here
+            _socket.close(fd)  # ours from the start: never leaked, even here
             raise
         self._sock = sock
         self._fd = fd
@@ -202,7 +201,13 @@ class UpgradedSocket:
     async def _wait(self, add: Callable[..., Any], remove: Callable[[int], Any]) -> None:
         """Waits until the fd is ready (registered only meanwhile)."""
         fut = self._loop_().create_future()
-        add(self._fd, _wake, fut)
+        try:
+            add(self._fd, _wake, fut)
+        except NotImplementedError:  # Windows' proactor loop watches no sockets
+            raise NotSupportedError(
+                "an upgraded socket needs an event loop with add_reader/add_writer"
+                " (on Windows: asyncio.SelectorEventLoop)"
+            ) from None
         self._waiters[fut] = remove
         try:
             await fut

@@ -19,14 +19,14 @@ def observe_connections(on: bool) -> None:
 
 def serve_bench(fd: int) -> None:
     """Serves the benchmark endpoints on a listening socket (given by fd)
-    until the process ends."""
+    until the process ends. Unix only."""
 
 def encode_query(query: Mapping[str, Any]) -> str:
     """``query=`` as the engine writes it (Node's ``querystring.stringify``)."""
 
 @final
 class LoopBridge:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None: ...
+    def __init__(self, loop: asyncio.AbstractEventLoop, socket_wake: bool = False) -> None: ...
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
     @property

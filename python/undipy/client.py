@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import math
+import sys
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,8 +104,11 @@ def _options(opts: Mapping[str, Any]) -> dict[str, Any]:
     mr = o["max_requests_per_client"]
     if mr is not None and not _is_int(mr, 1):
         raise InvalidArgumentError("invalid max_requests_per_client")
-    if o["socket_path"] is not None and not isinstance(o["socket_path"], str):
-        raise InvalidArgumentError("invalid socket_path")
+    if o["socket_path"] is not None:
+        if not isinstance(o["socket_path"], str):
+            raise InvalidArgumentError("invalid socket_path")
+        if sys.platform == "win32":
+            raise InvalidArgumentError("socket_path: Unix sockets are not supported on Windows")
     if not isinstance(o["strict_content_length"], bool):
         raise InvalidArgumentError("invalid strict_content_length")
     la = o["local_address"]

@@ -1,15 +1,87 @@
-//! The loop's wake-up: a descriptor the loop watches (`loop.add_reader`)
-//! that the runtime makes readable. An eventfd on Linux (one descriptor,
-//! one counter); a non-blocking pipe on the other Unix systems (macOS).
-//! `Queue` writes at most once per drain, so neither ever fills up.
+//! The loop's wake-up: something the loop watches that the runtime makes
+//! readable. An eventfd on Linux (one descriptor, one counter) and a
+//! non-blocking pipe on the other Unix systems (macOS), both watched with
+//! `loop.add_reader`; a socket pair on Windows, and for loops that watch no
+//! descriptors (Windows' proactor loop), which read it with `sock_recv`.
+//! `Queue` writes at most once per drain, so none of them ever fills up.
 
-use std::io;
+use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::dispatcher::platform::{self, StdStream};
+
 #[cfg(target_os = "linux")]
-pub type Wake = EventFd;
-#[cfg(not(target_os = "linux"))]
-pub type Wake = Pipe;
+type Native = EventFd;
+#[cfg(all(unix, not(target_os = "linux")))]
+type Native = Pipe;
+
+pub enum Wake {
+    #[cfg(unix)]
+    Native(Native),
+    Socket(SocketPair),
+}
+
+impl Wake {
+    /// The platform's own kind, or a socket pair if `socket` (always on
+    /// Windows).
+    pub fn new(socket: bool) -> io::Result<Wake> {
+        #[cfg(unix)]
+        if !socket {
+            return Native::new().map(Wake::Native);
+        }
+        let _ = socket;
+        SocketPair::new().map(Wake::Socket)
+    }
+
+    /// What the loop watches or reads.
+    pub fn fd(&self) -> i64 {
+        match self {
+            #[cfg(unix)]
+            Wake::Native(w) => w.fd().into(),
+            Wake::Socket(w) => platform::raw(&w.read),
+        }
+    }
+
+    pub fn notify(&self) {
+        match self {
+            #[cfg(unix)]
+            Wake::Native(w) => w.notify(),
+            Wake::Socket(w) => w.notify(),
+        }
+    }
+
+    pub fn clear(&self) {
+        match self {
+            #[cfg(unix)]
+            Wake::Native(w) => w.clear(),
+            Wake::Socket(w) => w.clear(),
+        }
+    }
+}
+
+pub struct SocketPair {
+    read: StdStream,
+    write: StdStream,
+}
+
+impl SocketPair {
+    fn new() -> io::Result<SocketPair> {
+        let (read, write) = platform::pair()?;
+        Ok(SocketPair { read, write })
+    }
+
+    fn notify(&self) {
+        let _ = (&self.write).write(&[1]);
+    }
+
+    /// Reads what is there; a loop that reads with `sock_recv` has taken
+    /// the byte that woke it already.
+    fn clear(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.read).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
 
 #[cfg(target_os = "linux")]
 pub struct EventFd(OwnedFd);
@@ -44,12 +116,14 @@ impl EventFd {
     }
 }
 
+#[cfg(unix)]
 pub struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
 }
 
 // On Linux only the tests use it.
+#[cfg(unix)]
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 impl Pipe {
     pub fn new() -> io::Result<Pipe> {
@@ -89,7 +163,7 @@ impl Pipe {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
@@ -117,6 +191,12 @@ mod tests {
     fn a_pipe() {
         let w = Pipe::new().unwrap();
         check(w.fd(), || w.notify(), || w.clear());
+    }
+
+    #[test]
+    fn a_socket_pair() {
+        let w = SocketPair::new().unwrap();
+        check(w.read.as_raw_fd(), || w.notify(), || w.clear());
     }
 
     #[cfg(target_os = "linux")]

@@ -935,7 +935,7 @@ impl Conn {
                 drop(self.io);
                 None
             }
-            Some((req, head)) => Some((req, head, self.io.into_fd())),
+            Some((req, head)) => Some((req, head, self.io.into_socket())),
         };
         let pool = self.pool.clone();
         let mut st = pool.lock();

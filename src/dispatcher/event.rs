@@ -55,7 +55,7 @@ pub enum Event {
     BodyPull,
     /// 101 to an upgrade request, or 2xx to CONNECT: the socket leaves the
     /// pool. `rest` holds bytes that arrived right behind the head.
-    Upgrade(Head, std::os::fd::OwnedFd, Bytes),
+    Upgrade(Head, crate::dispatcher::platform::OwnedSocket, Bytes),
     // --- per dispatcher ---
     /// With what it reached while `OBSERVE_CONNECTIONS` is set.
     Connected(Option<Box<ConnInfo>>),

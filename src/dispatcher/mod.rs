@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod event;
+pub mod platform;
 pub mod pool;
 pub mod request;
 pub mod runtime;

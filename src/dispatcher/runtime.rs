@@ -3,7 +3,7 @@
 //! thread does not exist in the child).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Once};
+use std::sync::mpsc;
 
 use parking_lot::Mutex;
 use tokio::runtime::{Builder, Handle};
@@ -11,14 +11,17 @@ use tokio::runtime::{Builder, Handle};
 /// Bumped in the child after every `fork()`: cheaper than `getpid()` per request.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static RUNTIME: Mutex<Option<(u64, Handle)>> = Mutex::new(None);
-static AT_FORK: Once = Once::new();
+#[cfg(unix)]
+static AT_FORK: std::sync::Once = std::sync::Once::new();
 
+#[cfg(unix)]
 extern "C" fn forked_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The runtime of this process, started if needed.
 pub fn handle() -> std::io::Result<Handle> {
+    #[cfg(unix)]
     AT_FORK.call_once(|| {
         // SAFETY: registers a handler that only touches an atomic.
         unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };

@@ -232,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         ap.error("--plot needs matplotlib (pip install matplotlib)")
 
+    if sys.platform == "win32":
+        # Its clients measure CPU with getrusage; its server is handed a socket.
+        print("undipy bench runs on Unix systems only.", file=sys.stderr)
+        return 2
     peers = [p for p in PEERS if importlib.util.find_spec(p) is not None]
     if not peers:
         print(

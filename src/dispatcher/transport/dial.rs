@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use tokio::net::{TcpSocket, TcpStream, UnixStream};
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::socket::Socket;
 use crate::dispatcher::config::Config;
@@ -14,10 +14,7 @@ use crate::dispatcher::error::Error;
 pub async fn dial(cfg: &Config) -> Result<Socket, Error> {
     let o = &cfg.origin;
     if let Some(path) = &o.socket_path {
-        return UnixStream::connect(path)
-            .await
-            .map(Socket::Unix)
-            .map_err(|e| Error::socket(format!("connect {}: {e}", path.display())));
+        return dial_unix(path).await;
     }
     let (host, port) = match &cfg.proxy {
         Some(p) => (&p.host, p.port),
@@ -41,6 +38,24 @@ pub async fn dial(cfg: &Config) -> Result<Socket, Error> {
         }
     }
     Err(last)
+}
+
+#[cfg(unix)]
+async fn dial_unix(path: &std::path::Path) -> Result<Socket, Error> {
+    tokio::net::UnixStream::connect(path)
+        .await
+        .map(Socket::Unix)
+        .map_err(|e| Error::socket(format!("connect {}: {e}", path.display())))
+}
+
+/// `socket_path` is refused when the dispatcher is made (Python checks
+/// `sys.platform`); this only keeps the engine whole.
+#[cfg(not(unix))]
+async fn dial_unix(path: &std::path::Path) -> Result<Socket, Error> {
+    Err(Error::socket(format!(
+        "connect {}: Unix sockets are not supported on this platform",
+        path.display()
+    )))
 }
 
 async fn connect_tcp(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {

@@ -12,13 +12,13 @@ mod tunnel;
 mod wire;
 
 use std::io::{self, IoSlice};
-use std::os::fd::OwnedFd;
 
 use bytes::BytesMut;
 
 use super::config::Config;
 use super::error::Error;
 use super::event::ConnInfo;
+use super::platform::OwnedSocket;
 pub use socket::Socket;
 use tls::TlsStream;
 pub use tls::{TlsClient, TlsSettings};
@@ -170,12 +170,13 @@ impl Transport {
         }
     }
 
-    /// A non-blocking fd for a caller that drives an upgraded connection
-    /// itself: the socket, taken out of the runtime, or for TLS one end of
-    /// a socket pair the engine relays to the session (`relay.rs`).
-    pub fn into_fd(self) -> io::Result<OwnedFd> {
+    /// A non-blocking socket for a caller that drives an upgraded
+    /// connection itself: the socket, taken out of the runtime, or for TLS
+    /// one end of a socket pair the engine relays to the session
+    /// (`relay.rs`).
+    pub fn into_socket(self) -> io::Result<OwnedSocket> {
         match self {
-            Transport::Plain(s) => s.into_fd(),
+            Transport::Plain(s) => s.into_socket(),
             Transport::Tls(s) => relay::hand_over(*s),
             Transport::TlsInTls(s) => relay::hand_over(*s),
         }

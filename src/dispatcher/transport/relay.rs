@@ -7,10 +7,10 @@
 
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
-use std::os::fd::OwnedFd;
 
 use bytes::{Buf, BytesMut};
-use tokio::net::UnixStream;
+
+use crate::dispatcher::platform::{self, OwnedSocket, Stream};
 
 use super::tls::TlsStream;
 use super::wire::Wire;
@@ -18,11 +18,9 @@ use super::wire::Wire;
 const CHUNK: usize = 64 * 1024;
 
 /// Starts the relay; returns Python's end of the pair (non-blocking).
-pub fn hand_over<W: Wire + 'static>(tls: TlsStream<W>) -> io::Result<OwnedFd> {
-    let (mine, theirs) = std::os::unix::net::UnixStream::pair()?;
-    mine.set_nonblocking(true)?;
-    theirs.set_nonblocking(true)?;
-    let mine = UnixStream::from_std(mine)?;
+pub fn hand_over<W: Wire + 'static>(tls: TlsStream<W>) -> io::Result<OwnedSocket> {
+    let (mine, theirs) = platform::pair()?;
+    let mine = Stream::from_std(mine)?;
     tokio::spawn(async move {
         // An error ends the relay: both ends close, and each side sees it.
         let _ = relay(tls, mine).await;
@@ -34,7 +32,7 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
-async fn relay<W: Wire>(mut tls: TlsStream<W>, local: UnixStream) -> io::Result<()> {
+async fn relay<W: Wire>(mut tls: TlsStream<W>, local: Stream) -> io::Result<()> {
     // `down`: from the server, for Python; `up`: from Python, for the server.
     let mut down = BytesMut::new();
     let mut up = BytesMut::new();

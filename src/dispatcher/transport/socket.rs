@@ -2,16 +2,20 @@
 //! runtime's reactor, with as few system calls as the connection needs.
 
 use std::io::{self, IoSlice};
-use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
+use socket2::SockRef;
 
 use crate::dispatcher::event::ConnInfo;
+use crate::dispatcher::platform::OwnedSocket;
 use tokio::io::Interest;
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
+#[cfg(unix)]
+use tokio::net::UnixStream;
 
 pub enum Socket {
     Tcp(TcpStream),
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
@@ -20,6 +24,7 @@ fn shown(addr: std::net::SocketAddr) -> (String, Option<u16>) {
     (addr.ip().to_string(), Some(addr.port()))
 }
 
+#[cfg(unix)]
 fn unix_shown(addr: &tokio::net::unix::SocketAddr) -> Option<(String, Option<u16>)> {
     let path = addr.as_pathname()?;
     Some((path.to_string_lossy().into_owned(), None))
@@ -33,6 +38,7 @@ impl Socket {
                 s.peer_addr().ok().map(shown),
                 s.local_addr().ok().map(shown),
             ),
+            #[cfg(unix)]
             Socket::Unix(s) => (
                 s.peer_addr().ok().as_ref().and_then(unix_shown),
                 s.local_addr().ok().as_ref().and_then(unix_shown),
@@ -48,6 +54,7 @@ impl Socket {
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Socket::Tcp(s) => s.readable().await,
+            #[cfg(unix)]
             Socket::Unix(s) => s.readable().await,
         }
     }
@@ -55,6 +62,7 @@ impl Socket {
     pub async fn writable(&self) -> io::Result<()> {
         match self {
             Socket::Tcp(s) => s.writable().await,
+            #[cfg(unix)]
             Socket::Unix(s) => s.writable().await,
         }
     }
@@ -67,12 +75,7 @@ impl Socket {
         let read = || {
             let spare = buf.spare_capacity_mut();
             let cap = spare.len();
-            // SAFETY: recv writes at most `cap` bytes into the spare capacity.
-            let n = unsafe { libc::recv(self.fd(), spare.as_mut_ptr().cast(), cap, 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            got = n as usize;
+            got = self.sock_ref().recv(spare)?;
             if got > 0 && got < cap {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -80,6 +83,7 @@ impl Socket {
         };
         let r = match self {
             Socket::Tcp(s) => s.try_io(Interest::READABLE, read),
+            #[cfg(unix)]
             Socket::Unix(s) => s.try_io(Interest::READABLE, read),
         };
         // SAFETY: `got` bytes of the spare capacity were just written.
@@ -90,46 +94,38 @@ impl Socket {
         }
     }
 
-    /// One non-blocking read that asks the kernel, not the reactor's cached
-    /// readiness (which may predate bytes that just arrived).
+    /// One read that asks the kernel, not the reactor's cached readiness
+    /// (which may predate bytes that just arrived). The socket is
+    /// non-blocking, so it never waits.
     pub fn read_now(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: recv writes at most `spare.len()` bytes into the spare capacity.
-        let n = unsafe {
-            libc::recv(
-                self.fd(),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let n = self.sock_ref().recv(buf.spare_capacity_mut())?;
         // SAFETY: `n` bytes of the spare capacity were just written.
-        unsafe { buf.set_len(buf.len() + n as usize) };
-        Ok(n as usize)
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
     }
 
     /// Takes the socket out of the runtime, for a caller that will drive it
     /// itself (an upgraded connection). It stays non-blocking.
-    pub fn into_fd(self) -> io::Result<std::os::fd::OwnedFd> {
+    pub fn into_socket(self) -> io::Result<OwnedSocket> {
         Ok(match self {
             Socket::Tcp(s) => s.into_std()?.into(),
+            #[cfg(unix)]
             Socket::Unix(s) => s.into_std()?.into(),
         })
     }
 
-    fn fd(&self) -> std::os::fd::RawFd {
+    fn sock_ref(&self) -> SockRef<'_> {
         match self {
-            Socket::Tcp(s) => s.as_raw_fd(),
-            Socket::Unix(s) => s.as_raw_fd(),
+            Socket::Tcp(s) => SockRef::from(s),
+            #[cfg(unix)]
+            Socket::Unix(s) => SockRef::from(s),
         }
     }
 
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.try_write_vectored(bufs),
+            #[cfg(unix)]
             Socket::Unix(s) => s.try_write_vectored(bufs),
         }
     }
