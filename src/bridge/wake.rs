@@ -30,7 +30,8 @@ impl Wake {
         if !socket {
             return Native::new().map(Wake::Native);
         }
-        let _ = socket;
+        #[cfg(not(unix))]
+        let _ = socket; // Windows has only the socket pair
         SocketPair::new().map(Wake::Socket)
     }
 
