@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,10 @@ import pytest
 from servers import HttpServer, Request, Response, TlsPair
 from undipy._bench.cli import start_server
 from undipy._bench.client import STREAMING, WORKLOADS
+
+# Seconds each measured client runs: long enough for a few requests. An
+# emulated machine (release/test-aarch64.sh) needs longer for its first ones.
+DURATION = os.environ.get("UNDIPY_TEST_BENCH_SECONDS", "0.3")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def bench_url() -> Iterator[str]:
 def measure(url: str, client: str, workload: str) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "undipy._bench.client", "--client", client, "--workload",
-        workload, "--url", url, "--duration", "0.3", "--warmup", "0.1",
+        workload, "--url", url, "--duration", DURATION, "--warmup", "0.1",
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=25, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -101,7 +106,7 @@ async def measure_https(bench: BenchTls, client: str, workload: str) -> dict[str
     """One run of the client process while this loop serves it."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "undipy._bench.client", "--client", client, "--workload",
-        workload, "--url", bench.server.origin, "--ca", bench.ca, "--duration", "0.3",
+        workload, "--url", bench.server.origin, "--ca", bench.ca, "--duration", DURATION,
         "--warmup", "0.1", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), timeout=25)
@@ -217,7 +222,7 @@ def test_undici_client_prints_the_same_json_line(
 ) -> None:
     cmd = [
         undici, str(harness.UNDICI_RUN), "--workload", workload, "--url", bench_url,
-        "--loop", "asyncio", "--duration", "0.3", "--warmup", "0.1",
+        "--loop", "asyncio", "--duration", DURATION, "--warmup", "0.1",
     ]  # fmt: skip
     out = subprocess.run(
         cmd, capture_output=True, text=True, timeout=25, check=True, env=harness.node_env()
@@ -237,7 +242,7 @@ async def test_undici_client_over_https(
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
         undici, str(harness.UNDICI_RUN), "--workload", workload, "--url",
-        bench_tls.server.origin, "--ca", bench_tls.ca, "--duration", "0.3", "--warmup", "0.1",
+        bench_tls.server.origin, "--ca", bench_tls.ca, "--duration", DURATION, "--warmup", "0.1",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=harness.node_env(),
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), timeout=25)
