@@ -22,11 +22,13 @@ pub type Stream = tokio::net::UnixStream;
 pub type Stream = tokio::net::TcpStream;
 
 /// The number Python's `socket.socket(fileno=...)` takes; the caller owns it.
+#[cfg(unix)]
 pub fn into_raw(s: OwnedSocket) -> i64 {
-    #[cfg(unix)]
-    return std::os::fd::IntoRawFd::into_raw_fd(s).into();
-    #[cfg(windows)]
-    return std::os::windows::io::IntoRawSocket::into_raw_socket(s) as i64;
+    std::os::fd::IntoRawFd::into_raw_fd(s).into()
+}
+#[cfg(windows)]
+pub fn into_raw(s: OwnedSocket) -> i64 {
+    std::os::windows::io::IntoRawSocket::into_raw_socket(s) as i64
 }
 
 /// The number of a socket Python watches but does not own.
