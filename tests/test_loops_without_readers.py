@@ -1,6 +1,7 @@
 """Event loops that watch no descriptors, as Windows' proactor loop (the
 default there): their ``add_reader`` raises NotImplementedError. undipy then
-wakes the loop through a socket pair that a task reads with ``sock_recv``.
+wakes the loop through a socket pair that a task reads with ``sock_recv``,
+and an upgraded socket reads and writes with ``sock_recv``/``sock_sendall``.
 
 Here that loop is a selector loop whose public ``add_reader``/``add_writer``
 raise as the proactor's do; its own ``sock_recv``, its servers and its
@@ -11,7 +12,6 @@ servers below run on the same loop.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +20,6 @@ import undipy
 from helpers import within
 from servers import HttpServer, RawConn, RawServer, Request, Response
 from undipy import _bridge
-from undipy.errors import NotSupportedError
 
 
 class NoReaderLoop(asyncio.SelectorEventLoop):
@@ -90,21 +89,80 @@ def test_the_loop_stays_responsive_and_errors_still_arrive() -> None:
     run(main)
 
 
-def test_an_upgraded_socket_says_the_loop_cannot_drive_it() -> None:
-    async def main() -> None:
-        async def switch(conn: RawConn) -> None:
-            await conn.read_request()
-            await conn.send(
-                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n"
-            )
-            await conn.wait_closed_by_peer()
+SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n"
 
-        async with RawServer(switch) as srv, undipy.Client(srv.origin) as client:
+
+def test_an_upgraded_socket_reads_and_writes_through_the_loops_own_calls() -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB: more than one send and one recv
+
+    async def main() -> None:
+        async def echo(conn: RawConn) -> None:
+            await conn.read_request()
+            await conn.send(SWITCH + b"early")
+            assert await conn.read_exactly(5) == b"hello"
+            await conn.send(b"HELLO")
+            await conn.send(await conn.read_exactly(len(big)))
+            assert await conn.wait_closed_by_peer()
+
+        async with RawServer(echo) as srv, undipy.Client(srv.origin) as client:
             data = await within(client.upgrade(path="/", protocol="x"))
-            with pytest.raises(NotSupportedError, match="add_reader"):
-                await within(data.socket.read())
-            await data.socket.close()
-            assert data.socket.closed
+            sock = data.socket
+            assert await within(sock.read()) == b"early"
+            await within(sock.write(b"hello"))
+            assert await within(sock.read(5)) == b"HELLO"
+            # Written while read back: the server echoes as it reads.
+            writer = asyncio.create_task(sock.write(big))
+            got = bytearray()
+            while len(got) < len(big):
+                got += await within(sock.read())
+            await within(writer)
+            assert got == big
+            await within(sock.write_eof())
+            assert await within(sock.read()) == b""
+            await sock.close()
 
     run(main)
-    gc.collect()
+
+
+def test_close_ends_a_read_waiting_in_the_loop_and_later_writes_fail() -> None:
+    async def main() -> None:
+        async def silent(conn: RawConn) -> None:
+            await conn.read_request()
+            await conn.send(SWITCH)
+            await conn.wait_closed_by_peer()
+
+        async with RawServer(silent) as srv, undipy.Client(srv.origin) as client:
+            data = await within(client.upgrade(path="/", protocol="x"))
+            sock = data.socket
+            reader = asyncio.create_task(sock.read())
+            await asyncio.sleep(0.05)  # the read now waits inside sock_recv
+            assert not reader.done()
+            await sock.close()
+            assert await within(reader) == b""
+            with pytest.raises(undipy.errors.SocketError):
+                await sock.write(b"late")
+
+    run(main)
+
+
+def test_cancelling_a_read_waiting_in_the_loop_leaves_the_socket_usable() -> None:
+    async def main() -> None:
+        go = asyncio.Event()
+
+        async def later(conn: RawConn) -> None:
+            await conn.read_request()
+            await conn.send(SWITCH)
+            await go.wait()
+            await conn.send(b"after")
+            await conn.wait_closed_by_peer()
+
+        async with RawServer(later) as srv, undipy.Client(srv.origin) as client:
+            data = await within(client.upgrade(path="/", protocol="x"))
+            sock = data.socket
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(sock.read(), 0.05)
+            go.set()
+            assert await within(sock.read()) == b"after"
+            await sock.close()
+
+    run(main)

@@ -7,17 +7,21 @@ then: reads and writes wait for readiness only while a call is pending
 (``add_reader``/``add_writer`` on the fd, for asyncio and uvloop alike). An
 idle socket therefore belongs to its Python object alone, and one dropped
 without ``close()`` is closed by the garbage collector (``socket.socket``'s
-finalizer), never leaked.
+finalizer), never leaked. A loop that watches no sockets (Windows' proactor
+loop) does the waiting read or write itself (``sock_recv``,
+``sock_sendall``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket as _socket
-from collections.abc import Callable
-from typing import Any, Self
+from collections.abc import Callable, Coroutine
+from typing import Any, Self, TypeVar
 
-from .errors import NotSupportedError, SocketError
+from .errors import SocketError
+
+T = TypeVar("T")
 
 READ_SIZE = 65536
 
@@ -42,6 +46,7 @@ class UpgradedSocket:
         self._rlock: asyncio.Lock | None = None
         self._wlock: asyncio.Lock | None = None
         self._waiters: dict[asyncio.Future[None], Callable[[int], Any]] = {}
+        self._by_loop: set[asyncio.Task[Any]] = set()  # sock_recv/sock_sendall in flight
         self._eof = False  # the peer ended its side
         self._write_closed = False  # write_eof() or close()
         self._closed = False
@@ -98,8 +103,12 @@ class UpgradedSocket:
             while not (self._eof or self._closed):
                 data = _recv(self._sock, n)
                 if data is None:
-                    await self._wait(self._loop_().add_reader, self._loop_().remove_reader)
-                    continue
+                    loop = self._loop_()
+                    if await self._wait(loop.add_reader, loop.remove_reader):
+                        continue
+                    data = await self._loop_does(loop.sock_recv(self._sock, n))
+                    if data is None:  # closed meanwhile
+                        continue
                 if not data:
                     self._eof = True
                 return data
@@ -129,8 +138,12 @@ class UpgradedSocket:
                 self._check_writable()
                 sent = _send(self._sock, view)
                 if sent is None:
-                    await self._wait(self._loop_().add_writer, self._loop_().remove_writer)
-                    continue
+                    loop = self._loop_()
+                    if await self._wait(loop.add_writer, loop.remove_writer):
+                        continue
+                    sent = await self._loop_does(_send_all(loop, self._sock, view))
+                    if sent is None:  # closed meanwhile
+                        continue
                 view = view[sent:]
 
     async def write_eof(self) -> None:
@@ -172,6 +185,8 @@ class UpgradedSocket:
             remove(self._fd)
             if not fut.done():
                 fut.set_result(None)
+        for task in self._by_loop:
+            task.cancel()
         self._sock.close()
 
     async def __aenter__(self) -> Self:
@@ -198,22 +213,35 @@ class UpgradedSocket:
             self._wlock = asyncio.Lock()
         return self._wlock
 
-    async def _wait(self, add: Callable[..., Any], remove: Callable[[int], Any]) -> None:
-        """Waits until the fd is ready (registered only meanwhile)."""
+    async def _wait(self, add: Callable[..., Any], remove: Callable[[int], Any]) -> bool:
+        """Waits until the fd is ready (registered only meanwhile); False at
+        once if the loop watches no sockets (Windows' proactor loop)."""
         fut = self._loop_().create_future()
         try:
             add(self._fd, _wake, fut)
-        except NotImplementedError:  # Windows' proactor loop watches no sockets
-            raise NotSupportedError(
-                "an upgraded socket needs an event loop with add_reader/add_writer"
-                " (on Windows: asyncio.SelectorEventLoop)"
-            ) from None
+        except NotImplementedError:
+            return False
         self._waiters[fut] = remove
         try:
             await fut
         finally:
             if self._waiters.pop(fut, None) is not None:
                 remove(self._fd)
+        return True
+
+    async def _loop_does(self, io: Coroutine[Any, Any, T]) -> T | None:
+        """The loop's own waiting call; None if ``close()`` ended it."""
+        task = self._loop_().create_task(io)
+        self._by_loop.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if self._closed and task.cancelled() and not (me and me.cancelling()):
+                return None
+            raise
+        finally:
+            self._by_loop.discard(task)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -227,6 +255,11 @@ def _recv(sock: _socket.socket, n: int) -> bytes | None:
         return sock.recv(n)
     except (BlockingIOError, InterruptedError):
         return None
+
+
+async def _send_all(loop: asyncio.AbstractEventLoop, sock: _socket.socket, data: memoryview) -> int:
+    await loop.sock_sendall(sock, data)
+    return len(data)
 
 
 def _send(sock: _socket.socket, data: memoryview) -> int | None:
