@@ -47,6 +47,7 @@ class UpgradedSocket:
         self._wlock: asyncio.Lock | None = None
         self._waiters: dict[asyncio.Future[None], Callable[[int], Any]] = {}
         self._by_loop: set[asyncio.Task[Any]] = set()  # sock_recv/sock_sendall in flight
+        self._loop_watches = True  # until its add_reader says otherwise
         self._eof = False  # the peer ended its side
         self._write_closed = False  # write_eof() or close()
         self._closed = False
@@ -216,10 +217,13 @@ class UpgradedSocket:
     async def _wait(self, add: Callable[..., Any], remove: Callable[[int], Any]) -> bool:
         """Waits until the fd is ready (registered only meanwhile); False at
         once if the loop watches no sockets (Windows' proactor loop)."""
+        if not self._loop_watches:
+            return False
         fut = self._loop_().create_future()
         try:
             add(self._fd, _wake, fut)
         except NotImplementedError:
+            self._loop_watches = False
             return False
         self._waiters[fut] = remove
         try:
@@ -258,6 +262,7 @@ def _recv(sock: _socket.socket, n: int) -> bytes | None:
 
 
 async def _send_all(loop: asyncio.AbstractEventLoop, sock: _socket.socket, data: memoryview) -> int:
+    """``sock_sendall``, saying how much it sent: all of it."""
     await loop.sock_sendall(sock, data)
     return len(data)
 
