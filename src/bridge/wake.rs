@@ -1,61 +1,55 @@
 //! The loop's wake-up: something the loop watches that the runtime makes
-//! readable. An eventfd on Linux (one descriptor, one counter) and a
-//! non-blocking pipe on the other Unix systems (macOS), both watched with
-//! `loop.add_reader`; a socket pair on Windows, and for loops that watch no
-//! descriptors (Windows' proactor loop), which read it with `sock_recv`.
-//! `Queue` writes at most once per drain, so none of them ever fills up.
+//! readable. On Linux an eventfd (one descriptor, one counter), watched
+//! with `loop.add_reader`. Elsewhere, and for loops that watch no
+//! descriptors (Windows' proactor loop, which reads it with `sock_recv`),
+//! a socket pair. `Queue` writes at most once per drain, so neither ever
+//! fills up.
 
 use std::io::{self, Read, Write};
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::dispatcher::platform::{self, StdStream};
 
-#[cfg(target_os = "linux")]
-type Native = EventFd;
-#[cfg(all(unix, not(target_os = "linux")))]
-type Native = Pipe;
-
 pub enum Wake {
-    #[cfg(unix)]
-    Native(Native),
+    #[cfg(target_os = "linux")]
+    EventFd(EventFd),
     Socket(SocketPair),
 }
 
 impl Wake {
-    /// The platform's own kind, or a socket pair if `socket` (always on
-    /// Windows).
+    /// An eventfd on Linux unless `socket`; a socket pair otherwise.
     pub fn new(socket: bool) -> io::Result<Wake> {
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         if !socket {
-            return Native::new().map(Wake::Native);
+            return EventFd::new().map(Wake::EventFd);
         }
-        #[cfg(not(unix))]
-        let _ = socket; // Windows has only the socket pair
+        #[cfg(not(target_os = "linux"))]
+        let _ = socket; // only the socket pair here
         SocketPair::new().map(Wake::Socket)
     }
 
     /// What the loop watches or reads.
     pub fn fd(&self) -> i64 {
         match self {
-            #[cfg(unix)]
-            Wake::Native(w) => w.fd().into(),
+            #[cfg(target_os = "linux")]
+            Wake::EventFd(w) => w.fd().into(),
             Wake::Socket(w) => platform::raw(&w.read),
         }
     }
 
     pub fn notify(&self) {
         match self {
-            #[cfg(unix)]
-            Wake::Native(w) => w.notify(),
+            #[cfg(target_os = "linux")]
+            Wake::EventFd(w) => w.notify(),
             Wake::Socket(w) => w.notify(),
         }
     }
 
     pub fn clear(&self) {
         match self {
-            #[cfg(unix)]
-            Wake::Native(w) => w.clear(),
+            #[cfg(target_os = "linux")]
+            Wake::EventFd(w) => w.clear(),
             Wake::Socket(w) => w.clear(),
         }
     }
@@ -117,56 +111,10 @@ impl EventFd {
     }
 }
 
-#[cfg(unix)]
-pub struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-// On Linux only the tests use it.
-#[cfg(unix)]
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-impl Pipe {
-    pub fn new() -> io::Result<Pipe> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe fills two fresh descriptors or returns -1.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both are fresh descriptors nobody else owns.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        for fd in [&read, &write] {
-            // SAFETY: fcntl on a descriptor we own.
-            let ok = unsafe {
-                libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
-                    && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) == 0
-            };
-            if !ok {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(Pipe { read, write })
-    }
-
-    pub fn fd(&self) -> RawFd {
-        self.read.as_raw_fd()
-    }
-
-    pub fn notify(&self) {
-        // SAFETY: writes one byte from a live buffer to an fd we own.
-        unsafe { libc::write(self.write.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-    }
-
-    pub fn clear(&self) {
-        let mut buf = [0u8; 64];
-        // SAFETY: reads at most 64 bytes into a live buffer.
-        while unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-    }
-}
-
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::fd::RawFd;
 
     fn readable(fd: RawFd) -> bool {
         let mut p = libc::pollfd {
@@ -189,15 +137,9 @@ mod tests {
     }
 
     #[test]
-    fn a_pipe() {
-        let w = Pipe::new().unwrap();
-        check(w.fd(), || w.notify(), || w.clear());
-    }
-
-    #[test]
     fn a_socket_pair() {
         let w = SocketPair::new().unwrap();
-        check(w.read.as_raw_fd(), || w.notify(), || w.clear());
+        check(platform::raw(&w.read) as i32, || w.notify(), || w.clear());
     }
 
     #[cfg(target_os = "linux")]
